@@ -1,0 +1,36 @@
+# prox: every target sets up what it needs (a virtual environment in .venv) on its own.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_OUT ?= demo-out
+
+.PHONY: help install demo test lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv and install prox with its test tools (CPU only)
+
+demo: install ## Re-run the stored programs of bundled real web documents, then show the summary and one document
+	rm -rf $(DEMO_OUT)
+	$(BIN)/prox apply --input samples/cc-programs.jsonl --output $(DEMO_OUT) 2> $(DEMO_OUT).log
+	$(BIN)/python samples/show_document.py $(DEMO_OUT)
+
+test: install ## Lint and run the test suite (CPU only, no network)
+	$(BIN)/ruff check prox tests benchmarks samples
+	$(BIN)/pytest -q
+
+lint: install ## ruff only
+	$(BIN)/ruff check prox tests benchmarks samples
+
+bench: install ## Interpreter throughput against a reference-style interpreter (single core)
+	$(BIN)/python benchmarks/interpreter.py
+
+clean: ## Remove the environment and run outputs
+	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT).log .pytest_cache .ruff_cache

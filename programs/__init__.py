@@ -1,0 +1,1 @@
+"""The ProX program language as data: function specs (language.yaml) and prompt pieces per domain."""

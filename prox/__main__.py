@@ -1,0 +1,3 @@
+from prox.cli import main
+
+main()

@@ -1,0 +1,20 @@
+"""The `prox` command: one subcommand per user task."""
+
+from __future__ import annotations
+
+import click
+
+from prox import __version__
+from prox.cli.apply import apply
+from prox.cli.stats import stats
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="prox")
+def main() -> None:
+    """Refine pre-training corpora the ProX way: a refining model writes a small program for each
+    document (drop_doc, remove_lines, normalize, ...), and a sandboxed interpreter runs it."""
+
+
+main.add_command(apply)
+main.add_command(stats)

@@ -1,0 +1,54 @@
+"""Options shared by the commands that run programs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from prox.execution import Policy
+
+_DEFAULT = Policy()
+
+
+def policy_options(command: Callable) -> Callable:
+    """Adds the thresholds of the reference's decision rules, with its defaults."""
+    options = [
+        click.option("--threshold-1", type=float, default=_DEFAULT.threshold_1, show_default=True,
+                     help="Keep the refined text only if at least this share of its words remains."),
+        click.option("--threshold-2", type=float, default=_DEFAULT.threshold_2, show_default=True,
+                     help="Drop the document when the program removed at least this share of its words."),
+        click.option("--error-op", type=int, default=_DEFAULT.error_op, show_default=True,
+                     help="Ignore a chunk program (keep the original text) with this many errors."),
+        click.option("--min-words", type=int, default=_DEFAULT.min_words, show_default=True,
+                     help="Drop a result with at most this many words."),
+        click.option("--strict", is_flag=True,
+                     help="Count every diagnostic toward --error-op, not only the reference's errors."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def policy_from(threshold_1: float, threshold_2: float, error_op: int, min_words: int, strict: bool) -> Policy:
+    return Policy(threshold_1=threshold_1, threshold_2=threshold_2, error_op=error_op,
+                  count_all_diagnostics=strict, min_words=min_words)
+
+
+def run_options(command: Callable) -> Callable:
+    """Input, output and parallelism."""
+    options = [
+        click.option("--input", "-i", "input_path", required=True,
+                     help="Input folder (or one file) of .parquet, .jsonl or .jsonl.gz shards."),
+        click.option("--output", "-o", "output_path", required=True, help="Output folder."),
+        click.option("--text-key", default="text", show_default=True, help="Column holding the text."),
+        click.option("--id-key", default="id", show_default=True,
+                     help="Column holding the document id (missing ids become FILE/ROW)."),
+        click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Number of tasks the shards are split into."),
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Tasks run at the same time."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

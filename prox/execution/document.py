@@ -1,0 +1,55 @@
+"""Runs a document's stored programs, doc level then chunk level: a pure function of its inputs."""
+
+from __future__ import annotations
+
+from prox.execution.chunk_level import execute_chunk
+from prox.execution.doc_level import doc_decides, doc_drops
+from prox.execution.outcome import Action, Outcome, Reason
+from prox.execution.policy import Policy
+from prox.language import DropDoc, KeepDoc, Language, load_language, parse_program
+
+DEFAULT_POLICY = Policy()
+
+
+def execute_programs(
+    text: str,
+    doc_program: str | None,
+    chunk_program: str | None,
+    policy: Policy = DEFAULT_POLICY,
+    language: Language | None = None,
+) -> Outcome:
+    """The outcome of running both programs on `text`; None means that stage did not run."""
+    language = language or load_language()
+    if not text.strip():
+        return Outcome(text, Action.DROPPED, Reason.EMPTY_TEXT)
+    reason = Reason.NO_PROGRAM
+    operations: tuple[str, ...] = ()
+    diagnostics: tuple = ()
+    if doc_program is not None:
+        doc = parse_program(doc_program, "doc", language)
+        diagnostics = doc.diagnostics
+        words = len(text.split())
+        if doc_drops(doc):
+            decision = next(op.call for op in doc.operations if isinstance(op, DropDoc))
+            return Outcome(text, Action.DROPPED, Reason.DOC_DROP, (decision,), diagnostics, 0, words, 0)
+        if doc_decides(doc):
+            reason = Reason.DOC_KEEP
+            operations = (next(op.call for op in doc.operations if isinstance(op, KeepDoc)),)
+        else:
+            reason = Reason.DOC_NO_DECISION
+        if chunk_program is None:
+            return Outcome(text, Action.KEPT, reason, operations, diagnostics, 0, words, words)
+    if chunk_program is None:
+        words = len(text.split())
+        return Outcome(text, Action.KEPT, reason, operations, diagnostics, 0, words, words)
+    chunk = execute_chunk(text, parse_program(chunk_program, "chunk", language), policy, language.limits)
+    return Outcome(
+        text=chunk.text if chunk.action is Action.MODIFIED else text,
+        action=chunk.action,
+        reason=chunk.reason,
+        operations=operations + chunk.operations,
+        diagnostics=diagnostics + chunk.diagnostics,
+        errors=chunk.errors,
+        words_before=chunk.words_before,
+        words_after=chunk.words_after,
+    )

@@ -1,0 +1,254 @@
+"""Model output text in, a Program (typed operations plus diagnostics) out.
+
+The parser reads Python call syntax line by line against the functions of one level of the
+language (programs/language.yaml). It never calls eval, exec or compile, never recurses, bounds
+every size, and never raises: whatever the text, it returns a Program.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from typing import Any
+
+from prox.language import lexer
+from prox.language.lexer import Token
+from prox.language.operations import Category, Diagnostic, Operation, Program
+from prox.language.spec import ARG_TYPES, UNSET, FormSpec, FunctionSpec, Language, Level, Limits, load_language
+
+_UNSAFE_RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_PROSE = re.compile(r"[^\W\d_][\w'’\-]*(?:[ ,.:;!?]+[\w'’\-]+)+[ .:!?]*")
+_LITERAL_NAMES = {"True": True, "False": False, "None": None}
+
+
+class _Reject(Exception):
+    """Internal: one statement is refused; carries its diagnostic. Never leaves this module."""
+
+    def __init__(self, category: Category, message: str):
+        self.category = category
+        self.message = message
+
+
+def parse_program(text: Any, level: str, language: Language | None = None) -> Program:
+    """Parses a refining model's output for `level` ("doc" or "chunk"). Never raises."""
+    language = language or load_language()
+    try:
+        return _ProgramParser(language.level(level), language.limits).parse(text)
+    except Exception as error:  # a bug in the parser must never cost a document
+        message = f"parser error, program ignored: {type(error).__name__}"
+        return Program(diagnostics=(Diagnostic(Category.SYNTAX, 0, message, True, level),), refused=True)
+
+
+class _ProgramParser:
+    def __init__(self, level: Level, limits: Limits):
+        self.level = level
+        self.limits = limits
+        self.operations: list[Operation] = []
+        self.diagnostics: list[Diagnostic] = []
+
+    def parse(self, text: Any) -> Program:
+        if text is None:
+            return Program()
+        if not isinstance(text, str):
+            return self._refuse(f"program is a {type(text).__name__}, not text")
+        if len(text) > self.limits.max_program_chars:
+            return self._refuse(f"program has {len(text)} characters, limit {self.limits.max_program_chars}")
+        lines = text.strip(" ").split("\n")
+        if len(lines) > self.limits.max_statements:
+            statements = sum(1 for line in lines if line.strip())
+            if statements > self.limits.max_statements:
+                return self._refuse(f"program has {statements} statements, limit {self.limits.max_statements}")
+        for number, raw in enumerate(lines, start=1):
+            line = raw.strip()
+            if line:
+                self._parse_line(line, number)
+        if len(self.operations) > self.limits.max_statements:
+            return self._refuse(f"program has {len(self.operations)} operations, limit {self.limits.max_statements}")
+        return Program(tuple(self.operations), tuple(self.diagnostics))
+
+    def _refuse(self, message: str) -> Program:
+        diag = Diagnostic(Category.OVER_LIMIT, 0, message + "; program refused", True, self.level.name)
+        return Program(diagnostics=(diag,), refused=True)
+
+    def _note(self, category: Category, line: int, message: str, counted: bool) -> None:
+        self.diagnostics.append(Diagnostic(category, line, message, counted, self.level.name))
+
+    def _counts(self, name: str) -> bool:
+        spec = self.level.functions.get(name)
+        return bool(spec and spec.counts_errors)
+
+    def _parse_line(self, line: str, number: int) -> None:
+        first = line.split("(", 1)[0].strip()
+        if len(line) > self.limits.max_line_chars:
+            self._note(Category.OVER_LIMIT, number, f"line has {len(line)} characters, limit "
+                       f"{self.limits.max_line_chars}", self._counts(first))
+            return
+        if _UNSAFE_RAW.search(line):
+            self._note(Category.BAD_VALUE, number, "control character in program text", self._counts(first))
+            return
+        tokens = lexer.tokenize(line)
+        if tokens and tokens[-1].kind == lexer.COMMENT:
+            tokens.pop()
+        if not tokens:
+            self._note(Category.PROSE, number, "comment", False)
+            return
+        pos = 0
+        while pos < len(tokens):
+            if not self._starts_call(tokens, pos):
+                if pos == 0:
+                    self._classify_non_call(line, tokens, number)
+                else:
+                    self._note(Category.SYNTAX, number, "text after the call ignored", False)
+                return
+            name = tokens[pos].text
+            try:
+                pos, positional, keywords = _read_call(tokens, pos)
+                self.operations.append(self._bind(name, positional, keywords, number))
+            except _Reject as rejected:
+                counted = self._counts(name) and rejected.category is not Category.UNKNOWN_FUNCTION
+                self._note(rejected.category, number, rejected.message, counted)
+                return
+            if pos < len(tokens) and tokens[pos] == (lexer.PUNCT, ";"):
+                pos += 1
+            elif pos < len(tokens):
+                self._note(Category.SYNTAX, number, "text after the call ignored", False)
+                return
+
+    def _starts_call(self, tokens: list[Token], pos: int) -> bool:
+        token = tokens[pos]
+        if token.kind != lexer.NAME or token.text in _LITERAL_NAMES or keyword.iskeyword(token.text):
+            return False
+        followed_by_paren = pos + 1 < len(tokens) and tokens[pos + 1] == (lexer.PUNCT, "(")
+        return followed_by_paren or token.text in self.level.functions
+
+    def _classify_non_call(self, line: str, tokens: list[Token], number: int) -> None:
+        first = tokens[0]
+        is_code = first.kind == lexer.NAME and keyword.iskeyword(first.text.split(".")[0])
+        if not is_code and (line.startswith(("#", "```")) or _PROSE.fullmatch(line)):
+            self._note(Category.PROSE, number, "text that is not a program line", False)
+        else:
+            self._note(Category.NOT_A_CALL, number, f"not a function call: {_excerpt(line)}", False)
+
+    def _bind(self, name: str, positional: list, keywords: dict, number: int) -> Operation:
+        spec = self.level.functions.get(name)
+        if spec is None:
+            raise _Reject(Category.UNKNOWN_FUNCTION, f"{_excerpt(name)} is not a {self.level.name}-level function")
+        failures = []
+        for form in spec.forms:
+            try:
+                return self._bind_form(spec, form, positional, keywords, number)
+            except _Reject as rejected:
+                matched = sum(k in {a.name for a in form.args} for k in keywords)
+                failures.append((matched, rejected))
+        best = max(failures, key=lambda f: f[0])  # the form the caller most likely meant; first wins ties
+        raise best[1]
+
+    def _bind_form(self, spec: FunctionSpec, form: FormSpec, positional: list, keywords: dict, number: int) -> Operation:
+        if len(positional) > len(form.args):
+            raise _Reject(Category.WRONG_ARGUMENTS,
+                          f"{spec.name} takes {len(form.args)} arguments, got {len(positional)} positional")
+        values = {arg.name: value for arg, value in zip(form.args, positional)}
+        names = {arg.name for arg in form.args}
+        for key, value in keywords.items():
+            if key not in names:
+                raise _Reject(Category.WRONG_ARGUMENTS, f"{spec.name} has no argument {_excerpt(key)}")
+            if key in values:
+                raise _Reject(Category.WRONG_ARGUMENTS, f"argument {key} given twice")
+            values[key] = value
+        for arg in form.args:
+            if arg.name not in values:
+                if arg.required:
+                    raise _Reject(Category.WRONG_ARGUMENTS, f"{spec.name} is missing argument {arg.name}")
+                values[arg.name] = arg.default
+            self._check_value(spec.name, arg, values[arg.name])
+        call = f"{spec.name}({', '.join(f'{a.name}={_render(values[a.name])}' for a in form.args)})"
+        return form.operation(line=number, call=call, **values)
+
+    def _check_value(self, function: str, arg, value: Any) -> None:
+        expected = ARG_TYPES[arg.type]
+        if type(value) is not expected:
+            raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {arg.type}, got {_render(value)}")
+        if arg.type == "int":
+            if abs(value) > self.limits.max_int:
+                raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} is larger than {self.limits.max_int}")
+            if arg.min is not None and value < arg.min:
+                raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be at least {arg.min}")
+        if arg.type == "str":
+            if len(value) > self.limits.max_string_chars:
+                raise _Reject(Category.BAD_VALUE,
+                              f"{function}: {arg.name} is longer than {self.limits.max_string_chars} characters")
+            if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+                raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} has a NUL or a lone surrogate")
+        if arg.equals is not UNSET and value != arg.equals:
+            raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {_render(arg.equals)}")
+
+
+def _read_call(tokens: list[Token], pos: int) -> tuple[int, list, dict]:
+    """Reads NAME ( args ) starting at pos; returns the position after ')' and the literal arguments."""
+    pos += 1
+    if pos >= len(tokens) or tokens[pos] != (lexer.PUNCT, "("):
+        raise _Reject(Category.SYNTAX, f"{tokens[pos - 1].text} without '('")
+    pos += 1
+    positional: list = []
+    keywords: dict = {}
+    while True:
+        if pos >= len(tokens):
+            raise _Reject(Category.TRUNCATED, "call ends before its closing parenthesis")
+        token = tokens[pos]
+        if token == (lexer.PUNCT, ")"):
+            return pos + 1, positional, keywords
+        if token.kind == lexer.NAME and pos + 1 < len(tokens) and tokens[pos + 1] == (lexer.PUNCT, "="):
+            key = token.text
+            pos += 2
+            if key in keywords:
+                raise _Reject(Category.WRONG_ARGUMENTS, f"argument {_excerpt(key)} given twice")
+            value, pos = _read_literal(tokens, pos)
+            keywords[key] = value
+        else:
+            if keywords:
+                raise _Reject(Category.WRONG_ARGUMENTS, "positional argument after keyword argument")
+            value, pos = _read_literal(tokens, pos)
+            positional.append(value)
+        if pos >= len(tokens):
+            raise _Reject(Category.TRUNCATED, "call ends before its closing parenthesis")
+        if tokens[pos] == (lexer.PUNCT, ","):
+            pos += 1
+        elif tokens[pos] != (lexer.PUNCT, ")"):
+            raise _Reject(Category.SYNTAX, f"expected ',' or ')' but found {_excerpt(tokens[pos].text)}")
+
+
+def _read_literal(tokens: list[Token], pos: int) -> tuple[Any, int]:
+    if pos >= len(tokens):
+        raise _Reject(Category.TRUNCATED, "call ends before its closing parenthesis")
+    kind, text = tokens[pos]
+    if kind == lexer.INT:
+        if len(text.lstrip("+-")) > 18:
+            raise _Reject(Category.BAD_VALUE, "integer with more than 18 digits")
+        return int(text), pos + 1
+    if kind == lexer.STRING:
+        if pos + 1 < len(tokens) and tokens[pos + 1].kind in (lexer.STRING, lexer.OPEN_STRING):
+            raise _Reject(Category.SYNTAX, "adjacent strings")
+        return lexer.string_value(text), pos + 1
+    if kind == lexer.OPEN_STRING:
+        raise _Reject(Category.TRUNCATED, "string ends before its closing quote")
+    if kind == lexer.NAME and text in _LITERAL_NAMES:
+        return _LITERAL_NAMES[text], pos + 1
+    if kind == lexer.NUMBER:
+        raise _Reject(Category.BAD_VALUE, f"{_excerpt(text)} is not an integer")
+    if kind == lexer.NAME:
+        after = tokens[pos + 1] if pos + 1 < len(tokens) else None
+        what = "a call" if after == (lexer.PUNCT, "(") else "a name"
+        raise _Reject(Category.BAD_VALUE, f"arguments must be literal values, not {what} ({_excerpt(text)})")
+    raise _Reject(Category.SYNTAX, f"unexpected {_excerpt(text)} in arguments")
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return repr(text)

@@ -1,0 +1,119 @@
+"""Loads the program language from programs/language.yaml into plain dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from prox.language.operations import OPERATION_TYPES, Operation
+
+ARG_TYPES = {"int": int, "str": str, "bool": bool}
+UNSET = object()  # marks an argument without default or fixed value
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    name: str
+    type: str  # "int", "str" or "bool"
+    default: Any = UNSET
+    min: int | None = None
+    equals: Any = UNSET
+
+    @property
+    def required(self) -> bool:
+        return self.default is UNSET
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """One accepted signature of a function and the operation it builds."""
+
+    operation: type[Operation]
+    args: tuple[ArgSpec, ...]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    forms: tuple[FormSpec, ...]
+    counts_errors: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_program_chars: int
+    max_statements: int
+    max_line_chars: int
+    max_string_chars: int
+    max_int: int
+    growth_factor: float
+    growth_extra_chars: int
+
+
+@dataclass(frozen=True)
+class Level:
+    """The functions a model may call at one level (doc or chunk)."""
+
+    name: str
+    functions: dict[str, FunctionSpec]
+
+
+@dataclass(frozen=True)
+class Language:
+    limits: Limits
+    levels: dict[str, Level]
+
+    def level(self, name: str) -> Level:
+        return self.levels[name]
+
+
+def _arg(raw: dict) -> ArgSpec:
+    if raw["type"] not in ARG_TYPES:
+        raise ValueError(f"argument {raw['name']!r}: unknown type {raw['type']!r}")
+    return ArgSpec(
+        name=raw["name"],
+        type=raw["type"],
+        default=raw.get("default", UNSET),
+        min=raw.get("min"),
+        equals=raw.get("equals", UNSET),
+    )
+
+
+def _form(function: str, raw: dict) -> FormSpec:
+    op_name = raw["operation"]
+    if op_name not in OPERATION_TYPES:
+        raise ValueError(f"{function}: unknown operation {op_name!r}")
+    op_type = OPERATION_TYPES[op_name]
+    args = tuple(_arg(a) for a in raw.get("args") or [])
+    fields = [f.name for f in dataclasses.fields(op_type) if f.name not in ("line", "call")]
+    if fields != [a.name for a in args]:
+        raise ValueError(f"{function}: arguments {[a.name for a in args]} do not match {op_name} {fields}")
+    return FormSpec(operation=op_type, args=args)
+
+
+def language_from_dict(raw: dict) -> Language:
+    """Builds a Language from the parsed YAML, checking it against the operation types."""
+    levels = {}
+    for level_name, functions in raw["levels"].items():
+        specs = {
+            name: FunctionSpec(
+                name=name,
+                forms=tuple(_form(name, f) for f in body["forms"]),
+                counts_errors=bool(body.get("counts_errors", False)),
+            )
+            for name, body in functions.items()
+        }
+        levels[level_name] = Level(name=level_name, functions=specs)
+    return Language(limits=Limits(**raw["limits"]), levels=levels)
+
+
+@cache
+def load_language() -> Language:
+    """The language shipped in programs/language.yaml (read once per process)."""
+    text = resources.files("prox.programs").joinpath("language.yaml").read_text(encoding="utf-8")
+    return language_from_dict(yaml.safe_load(text))

@@ -1,0 +1,37 @@
+"""Pipeline step: runs each document's stored programs and attaches the per-document record."""
+
+from __future__ import annotations
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from prox.execution import Action, Outcome, Policy, Reason, execute_programs
+from prox.pipeline.shards import ShardEnd
+
+
+class ApplyPrograms(PipelineStep):
+    """Executes `metadata.doc_program` then `metadata.chunk_program` on the text (null: stage not run)."""
+
+    name = "prox apply programs"
+    type = "⚙️ - PROCESS"
+
+    def __init__(self, policy: Policy):
+        super().__init__()
+        self.policy = policy
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for document in data:
+            if isinstance(document, ShardEnd):
+                yield document
+                continue
+            metadata = document.metadata
+            with self.track_time():
+                if metadata.get("prox_input_error"):
+                    outcome = Outcome(document.text, Action.DROPPED, Reason.INVALID_INPUT)
+                else:
+                    outcome = execute_programs(document.text, metadata.get("doc_program"),
+                                               metadata.get("chunk_program"), self.policy)
+            document.text = outcome.text
+            metadata.update(outcome.record())
+            self.stat_update(outcome.action.value)
+            yield document

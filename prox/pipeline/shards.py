@@ -1,0 +1,99 @@
+"""Shards, the unit of resumable work: one input file, its output files, and its summary.
+
+Each input file is processed whole by one task. Its output goes to partial files first; when the
+shard ends they are moved into place and a summary is written to OUT/logs/shards/. A shard with a
+summary is done and never redone, whatever the number of tasks; anything else is redone from the
+start, so an interrupted run never leaves half a shard as output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import orjson
+from datatrove.data import Document
+from datatrove.io import DataFolder, get_datafolder
+
+INPUT_EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz")
+EXCLUDED_DIR = "excluded"
+LOGS_DIR = "logs"
+PROMPTS_DIR = "prompts"
+RESERVED_DIRS = (EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR)
+
+
+@dataclass(slots=True)
+class ShardEnd(Document):
+    """Marker that follows the last document of a shard through the pipeline.
+
+    Steps pass it on after every document of its shard. `failed` names a read error: the shard's
+    documents already passed on are then discarded, and the shard is retried on the next run.
+    """
+
+    shard: str = ""
+    rows: int = 0
+    failed: str | None = None
+
+
+def shard_end(shard: str, rows: int, failed: str | None = None) -> ShardEnd:
+    return ShardEnd(text="", id=f"end-of-shard:{shard}", shard=shard, rows=rows, failed=failed)
+
+
+def shard_stem(shard: str) -> str:
+    """Output name of a shard: its path relative to the input folder, without the input extension."""
+    for extension in INPUT_EXTENSIONS:
+        if shard.endswith(extension):
+            return shard[: -len(extension)]
+    return shard
+
+
+class OutputLayout:
+    """Where everything goes under the output folder."""
+
+    def __init__(self, output: str | DataFolder):
+        self.folder = output if isinstance(output, DataFolder) else get_datafolder(output)
+
+    def part_name(self, shard: str, excluded: bool, part: int) -> str:
+        suffix = ".parquet" if part == 0 else f".part{part}.parquet"
+        name = shard_stem(shard) + suffix
+        return f"{EXCLUDED_DIR}/{name}" if excluded else name
+
+    def partial_name(self, final_name: str) -> str:
+        return f"{LOGS_DIR}/partial/{final_name}"
+
+    def summary_name(self, shard: str) -> str:
+        return f"{LOGS_DIR}/shards/{shard_stem(shard)}.json"
+
+    def failure_name(self, shard: str) -> str:
+        return f"{LOGS_DIR}/failed/{shard_stem(shard)}.json"
+
+    def is_done(self, shard: str) -> bool:
+        return self.folder.isfile(self.summary_name(shard))
+
+    def read_json(self, name: str) -> dict:
+        with self.folder.open(name, "rb") as file:
+            return orjson.loads(file.read())
+
+    def write_json(self, name: str, data: dict) -> None:
+        """Writes whole or not at all: a temporary file moved into place."""
+        temporary = f"{name}.tmp{os.getpid()}"
+        with self.folder.open(temporary, "wb") as file:
+            file.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        self.move(temporary, name)
+
+    def move(self, source: str, destination: str) -> None:
+        """Moves a file within the output folder (a rename on local disks), creating folders."""
+        target = self.folder.resolve_paths(destination)
+        self.folder.fs.makedirs(self.folder.fs._parent(target), exist_ok=True)
+        self.folder.fs.mv(self.folder.resolve_paths(source), target)
+
+    def remove(self, name: str) -> None:
+        if self.folder.isfile(name):
+            self.folder.fs.rm(self.folder.resolve_paths(name))
+
+    def output_files(self, excluded: bool = False) -> list[str]:
+        """Committed parquet files of the kept (or the excluded) documents."""
+        if excluded:
+            return [f"{EXCLUDED_DIR}/{f}" for f in self.folder.list_files(EXCLUDED_DIR, glob_pattern="**.parquet")]
+        return [f for f in self.folder.list_files(glob_pattern="**.parquet")
+                if f.split("/", 1)[0] not in RESERVED_DIRS]

@@ -1,0 +1,109 @@
+"""Run statistics: a summary per shard (the step below) and their merge into OUT/stats.json.
+
+input = kept + modified + dropped holds for every shard summary, and so for the merge; the
+stats step checks it for each shard before marking the shard done.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from prox.language import Category
+from prox.pipeline.shards import OutputLayout, ShardEnd
+
+ACTIONS = ("kept", "modified", "dropped")
+
+
+class _Tally:
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.dropped_by_reason: Counter = Counter()
+        self.diagnostics: Counter = Counter({c.value: 0 for c in Category})
+
+    def add(self, metadata: dict) -> None:
+        action = metadata["prox_action"]
+        self.counts["input"] += 1
+        self.counts[action] += 1
+        self.counts["errors"] += metadata.get("prox_errors") or 0
+        self.counts["words_before"] += metadata.get("prox_words_before") or 0
+        if action != "dropped":
+            self.counts["words_after"] += metadata.get("prox_words_after") or 0
+        self.reasons[metadata["prox_reason"]] += 1
+        if action == "dropped":
+            self.dropped_by_reason[metadata["prox_reason"]] += 1
+        self.diagnostics.update({k: v for k, v in metadata["prox_diagnostics"].items() if v})
+
+    def summary(self) -> dict:
+        numbers = {key: self.counts.get(key, 0) for key in ("input", *ACTIONS, "errors", "words_before",
+                                                              "words_after")}
+        return numbers | {"reasons": dict(self.reasons), "dropped_by_reason": dict(self.dropped_by_reason),
+                          "diagnostics": dict(self.diagnostics)}
+
+
+class ShardStats(PipelineStep):
+    """Counts each shard's outcomes; on the shard's end writes its summary, which marks it done."""
+
+    name = "prox shard stats"
+    type = "📊 - STATS"
+
+    def __init__(self, output_path: str):
+        super().__init__()
+        self.output_path = output_path
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        layout = OutputLayout(self.output_path)
+        tallies: dict[str, _Tally] = {}
+        for document in data:
+            if not isinstance(document, ShardEnd):
+                tallies.setdefault(document.metadata["prox_shard"], _Tally()).add(document.metadata)
+                yield document
+                continue
+            tally = tallies.pop(document.shard, None) or _Tally()
+            if document.failed:
+                layout.write_json(layout.failure_name(document.shard), {"shard": document.shard,
+                                                                      "error": document.failed})
+                continue
+            summary = {"shard": document.shard} | tally.summary()
+            if summary["input"] != document.rows or summary["input"] != sum(summary[a] for a in ACTIONS):
+                raise RuntimeError(f"shard {document.shard}: read {document.rows} rows but counted "
+                                   f"{summary['input']} outcomes; not marking it done")
+            layout.write_json(layout.summary_name(document.shard), summary)
+            layout.remove(layout.failure_name(document.shard))
+            self.stat_update("shards_done")
+            yield document
+
+
+def merge_summaries(layout: OutputLayout, shards: list[str]) -> dict:
+    """The run's statistics from the summaries of `shards`; shards without one are listed as pending."""
+    total: Counter = Counter()
+    reasons: Counter = Counter()
+    dropped_by_reason: Counter = Counter()
+    diagnostics: Counter = Counter({c.value: 0 for c in Category})
+    per_shard, pending, failed = {}, [], {}
+    for shard in shards:
+        if not layout.is_done(shard):
+            if layout.folder.isfile(layout.failure_name(shard)):
+                failed[shard] = layout.read_json(layout.failure_name(shard))["error"]
+            else:
+                pending.append(shard)
+            continue
+        summary = layout.read_json(layout.summary_name(shard))
+        per_shard[shard] = {key: summary[key] for key in ("input", *ACTIONS)}
+        total.update({key: summary[key] for key in ("input", *ACTIONS, "errors", "words_before", "words_after")})
+        reasons.update(summary["reasons"])
+        dropped_by_reason.update(summary["dropped_by_reason"])
+        diagnostics.update(summary["diagnostics"])
+    numbers = {key: total.get(key, 0) for key in ("input", *ACTIONS, "errors", "words_before", "words_after")}
+    return numbers | {
+        "reasons": dict(sorted(reasons.items())),
+        "dropped_by_reason": dict(sorted(dropped_by_reason.items())),
+        "diagnostics": dict(diagnostics),
+        "shards": {"total": len(shards), "done": len(per_shard), "failed": len(failed), "pending": len(pending)},
+        "failed_shards": failed,
+        "pending_shards": pending,
+        "per_shard": per_shard,
+    }
