@@ -15,7 +15,16 @@ from typing import Any
 from prox.language import lexer
 from prox.language.lexer import Token
 from prox.language.operations import Category, Diagnostic, Operation, Program
-from prox.language.spec import ARG_TYPES, UNSET, FormSpec, FunctionSpec, Language, Level, Limits, load_language
+from prox.language.spec import (
+    ARG_TYPES,
+    UNSET,
+    FormSpec,
+    FunctionSpec,
+    Language,
+    Level,
+    Limits,
+    load_language,
+)
 
 _UNSAFE_RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PROSE = re.compile(r"[^\W\d_][\w'’\-]*(?:[ ,.:;!?]+[\w'’\-]+)+[ .:!?]*")
@@ -144,11 +153,13 @@ class _ProgramParser:
         best = max(failures, key=lambda f: f[0])  # the form the caller most likely meant; first wins ties
         raise best[1]
 
-    def _bind_form(self, spec: FunctionSpec, form: FormSpec, positional: list, keywords: dict, number: int) -> Operation:
+    def _bind_form(
+        self, spec: FunctionSpec, form: FormSpec, positional: list, keywords: dict, number: int
+    ) -> Operation:
         if len(positional) > len(form.args):
             raise _Reject(Category.WRONG_ARGUMENTS,
                           f"{spec.name} takes {len(form.args)} arguments, got {len(positional)} positional")
-        values = {arg.name: value for arg, value in zip(form.args, positional)}
+        values = {arg.name: value for arg, value in zip(form.args, positional, strict=False)}
         names = {arg.name for arg in form.args}
         for key, value in keywords.items():
             if key not in names:
