@@ -15,33 +15,43 @@ from prox.language import Category
 from prox.pipeline.shards import OutputLayout, ShardEnd
 
 ACTIONS = ("kept", "modified", "dropped")
+NUMBERS = ("input", *ACTIONS, "errors", "words_before", "words_after")
 
 
-class _Tally:
+class Tally:
+    """Counts of outcomes, from documents (a shard) or from shard summaries (a run)."""
+
     def __init__(self):
-        self.counts: Counter = Counter()
+        self.numbers: Counter = Counter()
         self.reasons: Counter = Counter()
         self.dropped_by_reason: Counter = Counter()
         self.diagnostics: Counter = Counter({c.value: 0 for c in Category})
 
     def add(self, metadata: dict) -> None:
+        """Counts one document from its record."""
         action = metadata["prox_action"]
-        self.counts["input"] += 1
-        self.counts[action] += 1
-        self.counts["errors"] += metadata.get("prox_errors") or 0
-        self.counts["words_before"] += metadata.get("prox_words_before") or 0
+        self.numbers.update({"input": 1, action: 1, "errors": metadata.get("prox_errors") or 0,
+                             "words_before": metadata.get("prox_words_before") or 0})
         if action != "dropped":
-            self.counts["words_after"] += metadata.get("prox_words_after") or 0
-        self.reasons[metadata["prox_reason"]] += 1
-        if action == "dropped":
+            self.numbers["words_after"] += metadata.get("prox_words_after") or 0
+        else:
             self.dropped_by_reason[metadata["prox_reason"]] += 1
+        self.reasons[metadata["prox_reason"]] += 1
         self.diagnostics.update({k: v for k, v in metadata["prox_diagnostics"].items() if v})
 
+    def absorb(self, summary: dict) -> None:
+        """Adds the counts of another tally's summary."""
+        self.numbers.update({key: summary[key] for key in NUMBERS})
+        self.reasons.update(summary["reasons"])
+        self.dropped_by_reason.update(summary["dropped_by_reason"])
+        self.diagnostics.update(summary["diagnostics"])
+
     def summary(self) -> dict:
-        numbers = {key: self.counts.get(key, 0) for key in ("input", *ACTIONS, "errors", "words_before",
-                                                              "words_after")}
-        return numbers | {"reasons": dict(self.reasons), "dropped_by_reason": dict(self.dropped_by_reason),
-                          "diagnostics": dict(self.diagnostics)}
+        return {key: self.numbers.get(key, 0) for key in NUMBERS} | {
+            "reasons": dict(sorted(self.reasons.items())),
+            "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
+            "diagnostics": dict(self.diagnostics),
+        }
 
 
 class ShardStats(PipelineStep):
@@ -56,13 +66,13 @@ class ShardStats(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         layout = OutputLayout(self.output_path)
-        tallies: dict[str, _Tally] = {}
+        tallies: dict[str, Tally] = {}
         for document in data:
             if not isinstance(document, ShardEnd):
-                tallies.setdefault(document.metadata["prox_shard"], _Tally()).add(document.metadata)
+                tallies.setdefault(document.metadata["prox_shard"], Tally()).add(document.metadata)
                 yield document
                 continue
-            tally = tallies.pop(document.shard, None) or _Tally()
+            tally = tallies.pop(document.shard, None) or Tally()
             if document.failed:
                 layout.write_json(layout.failure_name(document.shard), {"shard": document.shard,
                                                                       "error": document.failed})
@@ -78,30 +88,19 @@ class ShardStats(PipelineStep):
 
 
 def merge_summaries(layout: OutputLayout, shards: list[str]) -> dict:
-    """The run's statistics from the summaries of `shards`; shards without one are listed as pending."""
-    total: Counter = Counter()
-    reasons: Counter = Counter()
-    dropped_by_reason: Counter = Counter()
-    diagnostics: Counter = Counter({c.value: 0 for c in Category})
+    """The run's statistics from the summaries of `shards`; shards without one are failed or pending."""
+    total = Tally()
     per_shard, pending, failed = {}, [], {}
     for shard in shards:
-        if not layout.is_done(shard):
-            if layout.folder.isfile(layout.failure_name(shard)):
-                failed[shard] = layout.read_json(layout.failure_name(shard))["error"]
-            else:
-                pending.append(shard)
-            continue
-        summary = layout.read_json(layout.summary_name(shard))
-        per_shard[shard] = {key: summary[key] for key in ("input", *ACTIONS)}
-        total.update({key: summary[key] for key in ("input", *ACTIONS, "errors", "words_before", "words_after")})
-        reasons.update(summary["reasons"])
-        dropped_by_reason.update(summary["dropped_by_reason"])
-        diagnostics.update(summary["diagnostics"])
-    numbers = {key: total.get(key, 0) for key in ("input", *ACTIONS, "errors", "words_before", "words_after")}
-    return numbers | {
-        "reasons": dict(sorted(reasons.items())),
-        "dropped_by_reason": dict(sorted(dropped_by_reason.items())),
-        "diagnostics": dict(diagnostics),
+        if layout.is_done(shard):
+            summary = layout.read_json(layout.summary_name(shard))
+            total.absorb(summary)
+            per_shard[shard] = {key: summary[key] for key in ("input", *ACTIONS)}
+        elif layout.folder.isfile(layout.failure_name(shard)):
+            failed[shard] = layout.read_json(layout.failure_name(shard))["error"]
+        else:
+            pending.append(shard)
+    return total.summary() | {
         "shards": {"total": len(shards), "done": len(per_shard), "failed": len(failed), "pending": len(pending)},
         "failed_shards": failed,
         "pending_shards": pending,
