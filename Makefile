@@ -23,11 +23,11 @@ demo: install ## Re-run the stored programs of bundled real web documents, then 
 	$(BIN)/python samples/show_document.py $(DEMO_OUT)
 
 test: install ## Lint and run the test suite (CPU only, no network)
-	$(BIN)/ruff check prox tests benchmarks samples
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 lint: install ## ruff only
-	$(BIN)/ruff check prox tests benchmarks samples
+	$(BIN)/ruff check .
 
 bench: install ## Interpreter throughput against a reference-style interpreter (single core)
 	$(BIN)/python benchmarks/interpreter.py
