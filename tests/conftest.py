@@ -30,3 +30,28 @@ def read_output(out: Path) -> tuple[list[dict], list[dict]]:
         return [row for path in sorted(paths) for row in pq.read_table(path).to_pylist()]
     kept = rows(p for p in out.rglob("*.parquet") if p.relative_to(out).parts[0] not in ("excluded", "logs"))
     return kept, rows((out / "excluded").rglob("*.parquet"))
+
+TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
+
+
+@pytest.fixture(scope="session")
+def llama_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TOKENIZER)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, llama_tokenizer) -> Path:
+    """A real Llama with random weights and the published refiners' tokenizer, saved like a hub model."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=32000, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    llama_tokenizer.save_pretrained(folder)
+    return folder

@@ -6,6 +6,7 @@ import click
 
 from prox import __version__
 from prox.cli.apply import apply
+from prox.cli.refine import refine
 from prox.cli.stats import stats
 
 
@@ -16,5 +17,6 @@ def main() -> None:
     document (drop_doc, remove_lines, normalize, ...), and a sandboxed interpreter runs it."""
 
 
+main.add_command(refine)
 main.add_command(apply)
 main.add_command(stats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import click
+import yaml
 
 from prox.execution import Policy
 
@@ -41,7 +42,8 @@ def run_options(command: Callable) -> Callable:
         click.option("--input", "-i", "input_path", required=True,
                      help="Input folder (or one file) of .parquet, .jsonl or .jsonl.gz shards."),
         click.option("--output", "-o", "output_path", required=True, help="Output folder."),
-        click.option("--text-key", default="text", show_default=True, help="Column holding the text."),
+        click.option("--text-key", default="text", show_default=True,
+                     help="Column holding the text (metadata.NAME: a field of the metadata column)."),
         click.option("--id-key", default="id", show_default=True,
                      help="Column holding the document id (missing ids become FILE/ROW)."),
         click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True,
@@ -52,3 +54,27 @@ def run_options(command: Callable) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _load_config(context: click.Context, _parameter: click.Parameter, path: str | None) -> str | None:
+    """Makes the file's settings the command's defaults, so flags given on the line win."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            values = yaml.safe_load(file) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise click.BadParameter(f"cannot read {path}: {error}") from error
+    if not isinstance(values, dict):
+        raise click.BadParameter(f"{path} must hold a mapping of option names to values")
+    known = {p.name for p in context.command.params}
+    values = {str(key).replace("-", "_"): value for key, value in values.items()}
+    if unknown := sorted(set(values) - known):
+        raise click.BadParameter(f"{path}: unknown settings {', '.join(unknown)}")
+    context.default_map = {**(context.default_map or {}), **values}
+    return path
+
+
+config_option = click.option(
+    "--config", type=click.Path(exists=True, dir_okay=False), is_eager=True, expose_value=False,
+    callback=_load_config, help="YAML file of option values (names as the long options); flags override it.")

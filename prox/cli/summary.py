@@ -12,7 +12,8 @@ def _share(part: int, whole: int) -> str:
 def print_summary(stats: dict) -> None:
     total = stats["input"]
     shards = stats["shards"]
-    click.echo(f"\nshards: {shards['done']}/{shards['total']} done, {shards['failed']} failed, "
+    limited = f", {shards['limited']} previewed (--limit)" if shards.get("limited") else ""
+    click.echo(f"\nshards: {shards['done']}/{shards['total']} done{limited}, {shards['failed']} failed, "
                f"{shards['pending']} pending")
     click.echo(f"{'documents':<28}{total:>10}")
     for action in ("kept", "modified", "dropped"):

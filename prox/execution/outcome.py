@@ -28,6 +28,7 @@ class Reason(str, Enum):
     BELOW_THRESHOLD_1 = "below_threshold_1"  # kept original: less than threshold_1 of the words left
     PROGRAM_REFUSED = "program_refused"  # kept original: the program broke a limit of the language
     EMPTY_TEXT = "empty_text"  # dropped: the input text is empty or whitespace only
+    ENGINE_ERROR = "engine_error"  # kept unchanged: the engine could not serve the document's prompt
     INVALID_INPUT = "invalid_input"  # dropped: text missing, null or not a string, or an unreadable row
 
 

@@ -15,9 +15,11 @@ class ApplyPrograms(PipelineStep):
     name = "prox apply programs"
     type = "⚙️ - PROCESS"
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, keep_raw: bool = False):
+        """`keep_raw`: keep the input text in `metadata.raw_content`."""
         super().__init__()
         self.policy = policy
+        self.keep_raw = keep_raw
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for document in data:
@@ -28,9 +30,13 @@ class ApplyPrograms(PipelineStep):
             with self.track_time():
                 if metadata.get("prox_input_error"):
                     outcome = Outcome(document.text, Action.DROPPED, Reason.INVALID_INPUT)
+                elif metadata.get("prox_engine_error"):
+                    outcome = Outcome(document.text, Action.KEPT, Reason.ENGINE_ERROR)
                 else:
                     outcome = execute_programs(document.text, metadata.get("doc_program"),
                                                metadata.get("chunk_program"), self.policy)
+            if self.keep_raw:
+                metadata["raw_content"] = document.text
             document.text = outcome.text
             metadata.update(outcome.record())
             self.stat_update(outcome.action.value)

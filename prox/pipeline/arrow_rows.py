@@ -21,6 +21,7 @@ RECORD_FIELDS = pa.schema([
     ("prox_shard", pa.string()),
     ("prox_row", pa.int64()),
     ("prox_input_error", pa.string()),
+    ("prox_engine_error", pa.string()),
     ("prox_action", pa.string()),
     ("prox_reason", pa.string()),
     ("prox_operations", pa.list_(pa.string())),

@@ -16,7 +16,7 @@ from datatrove.io import DataFolder, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
-from prox.pipeline.shards import INPUT_EXTENSIONS, OutputLayout, shard_end
+from prox.pipeline.shards import INPUT_EXTENSIONS, LOGS_DIR, PROMPTS_DIR, OutputLayout, shard_end
 
 _MISSING = object()
 
@@ -29,6 +29,8 @@ def input_folder_and_files(path: str) -> tuple[DataFolder, list[str]]:
     if not folder.isdir(""):
         raise FileNotFoundError(f"input {path} does not exist")
     files = sorted(f for f in folder.list_files(recursive=True) if f.endswith(INPUT_EXTENSIONS))
+    if folder.isfile("stats.json") or folder.isfile(f"{LOGS_DIR}/settings.json"):  # a prox output folder
+        files = [f for f in files if f.split("/", 1)[0] not in (LOGS_DIR, PROMPTS_DIR)]
     return folder, files
 
 
@@ -37,9 +39,11 @@ class ShardReader(PipelineStep):
     type = "📖 - READER"
 
     def __init__(self, input_path: str, output_path: str, shards: list[str] | None = None,
-                 text_key: str = "text", id_key: str = "id", batch_size: int = 1000):
-        """`shards`: the input files to read, relative to the input folder (default: all of them)."""
+                 text_key: str = "text", id_key: str = "id", batch_size: int = 1000, limit: int = -1):
+        """`shards`: the input files to read, relative to the input folder (default: all of them).
+        `limit`: read at most this many documents per task (a preview; no shard is marked done)."""
         super().__init__()
+        self.limit = limit
         self.input_path = input_path
         self.shards = shards
         self.output_path = output_path
@@ -50,13 +54,19 @@ class ShardReader(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         folder, files = input_folder_and_files(self.input_path)
         layout = OutputLayout(self.output_path)
+        budget = self.limit if self.limit >= 0 else float("inf")
         for shard in (self.shards if self.shards is not None else files)[rank::world_size]:
             if layout.is_done(shard):
                 self.stat_update("shards_already_done")
                 continue
-            rows = 0
+            if budget <= 0:
+                break
+            rows, complete = 0, True
             try:
                 for document in self._read(folder, shard):
+                    if rows >= budget:
+                        complete = False
+                        break
                     rows += 1
                     yield document
             except Exception as error:  # any read error fails this shard only
@@ -67,7 +77,8 @@ class ShardReader(PipelineStep):
                 continue
             self.stat_update("shards_read")
             self.stat_update("documents", value=rows)
-            yield shard_end(shard, rows)
+            budget -= rows
+            yield shard_end(shard, rows, complete=complete)
 
     def _read(self, folder: DataFolder, shard: str) -> Iterator[Document]:
         if shard.endswith(".parquet"):
@@ -80,7 +91,7 @@ class ShardReader(PipelineStep):
 
         with folder.open(shard, "rb") as file, pq.ParquetFile(file) as parquet:
             names = parquet.schema_arrow.names
-            if self.text_key not in names:
+            if self.text_key.split(".", 1)[0] not in names:
                 raise ValueError(f"no column {self.text_key!r} (columns: {', '.join(names)}); "
                                  "name the text column with --text-key")
             index = 0
@@ -105,7 +116,9 @@ class ShardReader(PipelineStep):
                 index += 1
 
     def _document(self, row: dict, shard: str, index: int) -> Document:
-        text = row.pop(self.text_key, _MISSING)
+        """A row as a document; a text key `metadata.NAME` reads the text from the metadata."""
+        in_metadata = self.text_key.startswith("metadata.")
+        text = _MISSING if in_metadata else row.pop(self.text_key, _MISSING)
         raw_id = row.pop(self.id_key, None)
         metadata = row.pop("metadata", None)
         if isinstance(metadata, dict):
@@ -113,6 +126,8 @@ class ShardReader(PipelineStep):
         else:
             metadata = {} if metadata is None else {"metadata": metadata}
         metadata.update(row)
+        if in_metadata:
+            text = metadata.get(self.text_key.removeprefix("metadata."), _MISSING)
         error = None
         if text is _MISSING:
             error, text = f"row has no {self.text_key!r} field", ""

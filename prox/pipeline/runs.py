@@ -30,7 +30,7 @@ def run_shards(
     """
     _, shards = input_folder_and_files(input_path)
     if not shards:
-        raise NoInputError(f"no input files (.parquet, .jsonl, .jsonl.gz) under {input_path}")
+        raise NoInputError(f"no input files (.parquet, .jsonl, .jsonl.gz, .json.gz) under {input_path}")
     layout = OutputLayout(output_path)
     pending = [shard for shard in shards if not layout.is_done(shard)]
     if pending:

@@ -15,7 +15,7 @@ import orjson
 from datatrove.data import Document
 from datatrove.io import DataFolder, get_datafolder
 
-INPUT_EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz")
+INPUT_EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz")  # .json.gz: jsonl, as in C4
 EXCLUDED_DIR = "excluded"
 LOGS_DIR = "logs"
 PROMPTS_DIR = "prompts"
@@ -28,15 +28,18 @@ class ShardEnd(Document):
 
     Steps pass it on after every document of its shard. `failed` names a read error: the shard's
     documents already passed on are then discarded, and the shard is retried on the next run.
+    `complete` is False when a --limit stopped reading early: the output is kept as a preview,
+    but the shard is not done.
     """
 
     shard: str = ""
     rows: int = 0
     failed: str | None = None
+    complete: bool = True
 
 
-def shard_end(shard: str, rows: int, failed: str | None = None) -> ShardEnd:
-    return ShardEnd(text="", id=f"end-of-shard:{shard}", shard=shard, rows=rows, failed=failed)
+def shard_end(shard: str, rows: int, failed: str | None = None, complete: bool = True) -> ShardEnd:
+    return ShardEnd(text="", id=f"end-of-shard:{shard}", shard=shard, rows=rows, failed=failed, complete=complete)
 
 
 def shard_stem(shard: str) -> str:
@@ -63,6 +66,9 @@ class OutputLayout:
 
     def summary_name(self, shard: str) -> str:
         return f"{LOGS_DIR}/shards/{shard_stem(shard)}.json"
+
+    def limited_name(self, shard: str) -> str:
+        return f"{LOGS_DIR}/limited/{shard_stem(shard)}.json"
 
     def failure_name(self, shard: str) -> str:
         return f"{LOGS_DIR}/failed/{shard_stem(shard)}.json"

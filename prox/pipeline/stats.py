@@ -81,7 +81,11 @@ class ShardStats(PipelineStep):
             if summary["input"] != document.rows or summary["input"] != sum(summary[a] for a in ACTIONS):
                 raise RuntimeError(f"shard {document.shard}: read {document.rows} rows but counted "
                                    f"{summary['input']} outcomes; not marking it done")
-            layout.write_json(layout.summary_name(document.shard), summary)
+            if document.complete:
+                layout.write_json(layout.summary_name(document.shard), summary)
+                layout.remove(layout.limited_name(document.shard))
+            else:
+                layout.write_json(layout.limited_name(document.shard), summary)
             layout.remove(layout.failure_name(document.shard))
             self.stat_update("shards_done")
             yield document
@@ -90,18 +94,23 @@ class ShardStats(PipelineStep):
 def merge_summaries(layout: OutputLayout, shards: list[str]) -> dict:
     """The run's statistics from the summaries of `shards`; shards without one are failed or pending."""
     total = Tally()
-    per_shard, pending, failed = {}, [], {}
+    per_shard, pending, failed, limited = {}, [], {}, []
     for shard in shards:
-        if layout.is_done(shard):
-            summary = layout.read_json(layout.summary_name(shard))
+        name = layout.summary_name(shard) if layout.is_done(shard) else layout.limited_name(shard)
+        if layout.folder.isfile(name):
+            summary = layout.read_json(name)
             total.absorb(summary)
             per_shard[shard] = {key: summary[key] for key in ("input", *ACTIONS)}
+            if name == layout.limited_name(shard):
+                limited.append(shard)
         elif layout.folder.isfile(layout.failure_name(shard)):
             failed[shard] = layout.read_json(layout.failure_name(shard))["error"]
         else:
             pending.append(shard)
+    done = len(per_shard) - len(limited)
     return total.summary() | {
-        "shards": {"total": len(shards), "done": len(per_shard), "failed": len(failed), "pending": len(pending)},
+        "shards": {"total": len(shards), "done": done, "limited": len(limited), "failed": len(failed),
+                   "pending": len(pending)},
         "failed_shards": failed,
         "pending_shards": pending,
         "per_shard": per_shard,

@@ -1,0 +1,83 @@
+"""`prox refine`: the main job. A refining model writes each document's programs; prox runs them."""
+
+from __future__ import annotations
+
+import click
+
+from prox.cli.options import config_option, policy_from, policy_options, run_options
+from prox.cli.summary import print_summary
+from prox.engines import EngineSpec, ModelNotFoundError, load_tokenizer
+from prox.pipeline import ApplyPrograms, NoInputError, ShardReader, ShardStats, ShardWriter, run_shards
+from prox.pipeline.generate_programs import GeneratePrograms
+from prox.prompts import load_prompts
+
+
+def stages_of(stage: str) -> tuple[str, ...]:
+    return ("doc", "chunk") if stage == "all" else (stage,)
+
+
+@click.command()
+@config_option
+@run_options
+@click.option("--domain", type=click.Choice(["web", "math"]), default="web", show_default=True,
+              help="Which refiners and prompt pieces (programs/prompts/DOMAIN.yaml).")
+@click.option("--doc-model", help="Doc-stage model: a local folder or hub name [default: the domain's "
+              "published model, e.g. gair-prox/web-doc-refining-lm].")
+@click.option("--chunk-model", help="Chunk-stage model [default: e.g. gair-prox/web-chunk-refining-lm].")
+@click.option("--stage", type=click.Choice(["doc", "chunk", "all"]), default="all", show_default=True,
+              help="Which stages run (chunk alone refines every document).")
+@click.option("--engine", type=click.Choice(["auto", "transformers"]), default="auto", show_default=True,
+              help="Generation engine (auto: transformers).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+              help="Model dtype [default: the model's own].")
+@click.option("--device", default=None, help="torch device for the transformers engine [default: cuda if present].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Documents per generation batch.")
+@click.option("--batch-tokens", type=click.IntRange(min=1), default=32768, show_default=True,
+              help="Prompt plus output tokens per forward batch (transformers engine).")
+@click.option("--limit", type=int, default=-1, help="Read at most this many documents per task (a preview).")
+@click.option("--keep-raw", is_flag=True, help="Keep the input text in metadata.raw_content.")
+@click.option("--truncate-document", is_flag=True,
+              help="Cut long documents instead of the doc-stage prompt, so the template stays whole "
+              "(the reference cuts the prompt at 2000 tokens).")
+@policy_options
+def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int, domain: str,
+           doc_model: str | None, chunk_model: str | None, stage: str, engine: str, dtype: str | None,
+           device: str | None, batch_size: int, batch_tokens: int, limit: int, keep_raw: bool,
+           truncate_document: bool, threshold_1: float, threshold_2: float, error_op: int, min_words: int,
+           strict: bool) -> None:
+    """Refine the documents of INPUT: the doc-stage model keeps or drops each document, the
+    chunk-stage model writes line removals and normalizations; kept and modified documents go to
+    OUTPUT, dropped ones to OUTPUT/excluded/, with the programs in metadata.doc_program and
+    metadata.chunk_program. Rerun the same command to resume."""
+    prompts = load_prompts(domain)
+    models = {"doc": doc_model or prompts.doc_model, "chunk": chunk_model or prompts.chunk_model}
+    options = {"dtype": dtype, "device": device, "batch_tokens": batch_tokens}
+    policy = policy_from(threshold_1, threshold_2, error_op, min_words, strict)
+
+    def pipeline(shards: list[str]) -> list:
+        for s in stages_of(stage):  # fail here, with one clear message, rather than inside a task
+            load_tokenizer(models[s])
+        generate = [GeneratePrograms(s, EngineSpec("transformers", models[s], options), domain, batch_size,
+                                     truncate_document) for s in stages_of(stage)]
+        return [
+            ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit),
+            *generate,
+            ApplyPrograms(policy, keep_raw=keep_raw),
+            ShardWriter(output_path),
+            ShardStats(output_path),
+        ]
+
+    settings = {"command": "refine", "domain": domain, "stages": list(stages_of(stage)),
+                "models": {s: models[s] for s in stages_of(stage)}, "engine": "transformers",
+                "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key,
+                "truncate_document": truncate_document, "limit": limit}
+    try:
+        stats = run_shards(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers)
+    except (NoInputError, FileNotFoundError, ModelNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+    if not stats["ran_shards"]:
+        click.echo(f"nothing to do: all {stats['shards']['total']} shards are already done in {output_path}")
+    print_summary(stats)
+    if stats["failed_shards"] or (stats["pending_shards"] and limit < 0):
+        raise SystemExit(1)

@@ -1,0 +1,30 @@
+"""Finding a refining model or tokenizer, with a clear message when it cannot be had."""
+
+from __future__ import annotations
+
+import os
+
+
+class ModelNotFoundError(Exception):
+    pass
+
+
+def load_tokenizer(model: str):
+    """The tokenizer of `model` (a local folder or a hub name)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except Exception as error:
+        raise ModelNotFoundError(not_found_message(model, error)) from error
+
+
+def not_found_message(model: str, error: Exception) -> str:
+    if os.path.isdir(model):
+        return f"cannot load the model in {model}: {error}"
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        return f"no model folder at {model}; pass a folder saved with save_pretrained (--doc-model / --chunk-model)"
+    return (f"model {model!r} is not a local folder and could not be loaded from the Hugging Face hub "
+            f"({type(error).__name__}). Download it where there is network access, e.g. "
+            f"`huggingface-cli download {model} --local-dir models/{model.split('/')[-1]}`, "
+            f"and pass that folder (--doc-model / --chunk-model).")

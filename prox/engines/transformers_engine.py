@@ -1,0 +1,79 @@
+"""Engine on transformers: batched greedy generation on CPU or GPU."""
+
+from __future__ import annotations
+
+from prox.engines.base import Completion, GenerationSettings, Prompt
+from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_message
+
+
+class TransformersEngine:
+    """Left-padded batches of similar length, `batch_tokens` prompt-plus-output tokens per batch."""
+
+    def __init__(self, model: str, dtype: str | None = None, device: str | None = None,
+                 batch_tokens: int = 32768):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.torch = torch
+        self.tokenizer = load_tokenizer(model)
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype) if dtype else "auto")
+        except Exception as error:
+            raise ModelNotFoundError(not_found_message(model, error)) from error
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
+        self.batch_tokens = batch_tokens
+        self.context = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
+        texts = [i for i, p in enumerate(prompts) if p.ids is None]
+        encoded = self.tokenizer([prompts[i].text for i in texts])["input_ids"] if texts else []
+        ids = [list(p.ids) if p.ids is not None else None for p in prompts]
+        for i, prompt_ids in zip(texts, encoded, strict=True):
+            ids[i] = prompt_ids
+        completions: list[Completion | None] = [None] * len(prompts)
+        servable = []
+        for i, prompt_ids in enumerate(ids):
+            if len(prompt_ids) >= self.context:
+                completions[i] = Completion("", len(prompt_ids), 0, error=f"prompt of {len(prompt_ids)} tokens "
+                                            f"does not fit the model's context of {self.context}")
+            else:
+                servable.append(i)
+        servable.sort(key=lambda i: len(ids[i]))
+        for batch in self._batches(servable, ids, settings.max_new_tokens):
+            for i, completion in zip(batch, self._generate_batch([ids[i] for i in batch], settings), strict=True):
+                completions[i] = completion
+        return completions
+
+    def _batches(self, order: list[int], ids: list[list[int]], max_new_tokens: int):
+        batch: list[int] = []
+        for i in order:
+            longest = max(len(ids[j]) for j in [*batch, i])
+            if batch and (len(batch) + 1) * (longest + max_new_tokens) > self.batch_tokens:
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _generate_batch(self, batch: list[list[int]], settings: GenerationSettings) -> list[Completion]:
+        torch = self.torch
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in batch], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
+        max_new = min(settings.max_new_tokens, self.context - width)  # as vLLM: never past the context
+        with torch.inference_mode():
+            output = self.model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
+                                         max_new_tokens=max_new, pad_token_id=self.pad_id,
+                                         eos_token_id=self.tokenizer.eos_token_id)
+        new_tokens = output[:, width:].tolist()
+        completions = []
+        for ids, generated in zip(batch, new_tokens, strict=True):
+            if self.tokenizer.eos_token_id in generated:
+                generated = generated[: generated.index(self.tokenizer.eos_token_id) + 1]
+            text = self.tokenizer.decode(generated, skip_special_tokens=True).strip(" ")
+            completions.append(Completion(text, len(ids), len(generated)))
+        return completions

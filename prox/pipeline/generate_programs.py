@@ -1,0 +1,114 @@
+"""Pipeline step: asks a refining model for each document's program at one stage (doc or chunk).
+
+Documents are taken in batches (a shard's end closes the batch); the step stores the model's
+output in `metadata.doc_program` or `metadata.chunk_program` and leaves execution to
+ApplyPrograms, so `prox apply` on the stored programs gives the same result. Documents that need
+no request (empty text, unreadable input, dropped by the doc program) pass through untouched.
+A prompt the engine cannot serve is recorded in `metadata.prox_engine_error`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
+
+from prox.engines import EngineSpec, GenerationSettings, Prompt, load_tokenizer
+from prox.execution import doc_drops
+from prox.language import parse_program
+from prox.pipeline.shards import ShardEnd
+from prox.prompts import PromptBuilder, load_prompts
+
+STAGES = ("doc", "chunk")
+
+
+def needs_request(document: Document, stage: str) -> bool:
+    """Whether `stage` sends a request for this document."""
+    metadata = document.metadata
+    if metadata.get("prox_input_error") or metadata.get("prox_engine_error") or not document.text.strip():
+        return False
+    return stage == "doc" or not doc_drops(parse_program(metadata.get("doc_program"), "doc"))
+
+
+def batches(data: DocumentsPipeline, size: int) -> Iterator[tuple[list[Document], ShardEnd | None]]:
+    """Groups documents into batches of at most `size`; a shard's end closes a batch and rides with it."""
+    batch: list[Document] = []
+    for document in data:
+        if isinstance(document, ShardEnd):
+            yield batch, document
+            batch = []
+            continue
+        batch.append(document)
+        if len(batch) >= size:
+            yield batch, None
+            batch = []
+    if batch:
+        yield batch, None
+
+
+class GeneratePrograms(PipelineStep):
+    type = "🤖 - MODEL"
+
+    def __init__(self, stage: str, engine: EngineSpec, domain: str = "web", batch_size: int = 256,
+                 truncate_document: bool = False):
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}")
+        self.name = f"prox {stage}-stage programs"
+        self.stage, self.engine_spec, self.domain = stage, engine, domain
+        self.batch_size, self.truncate_document = batch_size, truncate_document
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        spec = load_prompts(self.domain)
+        builder = PromptBuilder(spec, load_tokenizer(self.engine_spec.model), self.truncate_document)
+        engine = None
+        settings = GenerationSettings(spec.doc.max_new_tokens if self.stage == "doc" else spec.chunk.max_new_tokens)
+        started, documents, tokens = time.perf_counter(), 0, 0
+        for batch, end in batches(data, self.batch_size):
+            todo = [d for d in batch if needs_request(d, self.stage)]
+            if todo:
+                engine = engine or self.engine_spec.create()
+                with self.track_time("batch"):
+                    tokens += self._generate(builder, engine, todo, settings)
+                documents += len(todo)
+                elapsed = time.perf_counter() - started
+                logger.info(f"{self.stage} stage: {documents} documents, {tokens} prompt tokens, "
+                            f"{documents / elapsed:.1f} docs/s, {tokens / elapsed:.0f} prompt tokens/s")
+            yield from batch
+            if end is not None:
+                yield end
+
+    def _generate(self, builder: PromptBuilder, engine, documents: list[Document], settings) -> int:
+        """Fills in the stage's program of each document; returns the prompt tokens sent."""
+        if self.stage == "doc":
+            prompts = [[Prompt(ids=tuple(ids))] for ids in builder.doc_prompt_ids([d.text for d in documents])]
+        else:
+            prompts = [[Prompt(text=p.text) for p in chunks] for chunks in self._chunk_prompts(builder, documents)]
+        flat = [prompt for document_prompts in prompts for prompt in document_prompts]
+        completions = iter(engine.generate(flat, settings))
+        key = f"{self.stage}_program"
+        tokens = 0
+        for document, document_prompts in zip(documents, prompts, strict=True):
+            outputs = [next(completions) for _ in document_prompts]
+            tokens += sum(c.prompt_tokens for c in outputs)
+            self.stat_update(f"{self.stage}_requests", value=len(outputs))
+            errors = [c.error for c in outputs if c.error]
+            if errors:
+                document.metadata["prox_engine_error"] = f"{self.stage} stage: {errors[0]}"
+                self.stat_update(f"{self.stage}_engine_errors")
+            else:
+                document.metadata[key] = "\n".join(c.text for c in outputs)
+        return tokens
+
+    @staticmethod
+    def _chunk_prompts(builder: PromptBuilder, documents: list[Document]):
+        """Chunk prompts per document, with the line token counts of the whole batch in one call."""
+        lines = [builder.numbered_lines(d.text) for d in documents]
+        counts = builder.line_token_counts([line for doc_lines in lines for line in doc_lines])
+        start = 0
+        for document, doc_lines in zip(documents, lines, strict=True):
+            yield builder.chunk_prompts(document.text, counts[start : start + len(doc_lines)])
+            start += len(doc_lines)
