@@ -103,3 +103,28 @@ def test_missing_model_gets_a_clear_message(shards, tmp_path):
                       "--doc-model", str(tmp_path / "no-such-model"), check=False)
     assert result.returncode == 1
     assert "no-such-model" in result.stderr and "--doc-model" in result.stderr
+
+
+def test_dry_run_writes_exactly_the_prompts_the_engine_receives(shards, llama_tokenizer, tmp_path):
+    from conftest import TOKENIZER
+
+    from prox.prompts import PromptBuilder, load_prompts
+
+    out = tmp_path / "out"
+    result = run_prox("refine", "--input", str(shards[0]), "--output", str(out), "--doc-model", str(TOKENIZER),
+                      "--chunk-model", str(TOKENIZER), "--dry-run", "--throughput", "1000")
+    rows = [r for path in sorted((out / "prompts").glob("*.parquet")) for r in pq.read_table(path).to_pylist()]
+    builder = PromptBuilder(load_prompts("web"), llama_tokenizer)
+    texts = {r["id"]: r["text"] for r in shards[1]}
+    assert {r["id"] for r in rows} == set(texts) - {"empty"}
+    for row in rows:
+        if row["stage"] == "doc":
+            assert row["chunk"] == 0 and row["prompt_token_ids"] == builder.doc_prompt_ids([texts[row["id"]]])[0]
+        else:
+            assert row["prompt"] == builder.chunk_prompts(texts[row["id"]])[row["chunk"]].text
+            assert row["prompt_token_ids"] == llama_tokenizer(row["prompt"])["input_ids"]
+    stats = json.loads((out / "prompts" / "stats.json").read_text())
+    assert stats["input"] == 10 and stats["doc_prompts"] == 9
+    assert stats["chunk_tokens"] == sum(len(r["prompt_token_ids"]) for r in rows if r["stage"] == "chunk")
+    assert "chunk-stage prompts" in result.stdout and "GPU hours" in result.stdout
+    assert not (out / "stats.json").exists() and not list(out.glob("*.parquet"))

@@ -8,6 +8,7 @@ from prox.cli.options import config_option, policy_from, policy_options, run_opt
 from prox.cli.summary import print_summary
 from prox.engines import EngineSpec, ModelNotFoundError, load_tokenizer
 from prox.pipeline import ApplyPrograms, NoInputError, ShardReader, ShardStats, ShardWriter, run_shards
+from prox.pipeline.build_prompts import BuildPrompts
 from prox.pipeline.generate_programs import GeneratePrograms
 from prox.prompts import load_prompts
 
@@ -40,12 +41,16 @@ def stages_of(stage: str) -> tuple[str, ...]:
 @click.option("--truncate-document", is_flag=True,
               help="Cut long documents instead of the doc-stage prompt, so the template stays whole "
               "(the reference cuts the prompt at 2000 tokens).")
+@click.option("--dry-run", is_flag=True, help="Build every prompt of both stages (as if the doc stage kept "
+              "everything) into OUTPUT/prompts/ and print the totals; needs only the tokenizers.")
+@click.option("--throughput", type=float, default=None,
+              help="With --dry-run: prompt tokens per second of your engine, to estimate the generation time.")
 @policy_options
 def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int, domain: str,
            doc_model: str | None, chunk_model: str | None, stage: str, engine: str, dtype: str | None,
            device: str | None, batch_size: int, batch_tokens: int, limit: int, keep_raw: bool,
-           truncate_document: bool, threshold_1: float, threshold_2: float, error_op: int, min_words: int,
-           strict: bool) -> None:
+           truncate_document: bool, dry_run: bool, throughput: float | None, threshold_1: float,
+           threshold_2: float, error_op: int, min_words: int, strict: bool) -> None:
     """Refine the documents of INPUT: the doc-stage model keeps or drops each document, the
     chunk-stage model writes line removals and normalizations; kept and modified documents go to
     OUTPUT, dropped ones to OUTPUT/excluded/, with the programs in metadata.doc_program and
@@ -54,6 +59,10 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
     models = {"doc": doc_model or prompts.doc_model, "chunk": chunk_model or prompts.chunk_model}
     options = {"dtype": dtype, "device": device, "batch_tokens": batch_tokens}
     policy = policy_from(threshold_1, threshold_2, error_op, min_words, strict)
+    if dry_run:
+        return dry_run_prompts(input_path, output_path, text_key, id_key, tasks, workers, domain,
+                               {s: models[s] for s in stages_of(stage)}, batch_size, limit, truncate_document,
+                               throughput)
 
     def pipeline(shards: list[str]) -> list:
         for s in stages_of(stage):  # fail here, with one clear message, rather than inside a task
@@ -80,4 +89,42 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
         click.echo(f"nothing to do: all {stats['shards']['total']} shards are already done in {output_path}")
     print_summary(stats)
     if stats["failed_shards"] or (stats["pending_shards"] and limit < 0):
+        raise SystemExit(1)
+
+
+def dry_run_prompts(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,
+                    domain: str, models: dict[str, str], batch_size: int, limit: int, truncate_document: bool,
+                    throughput: float | None) -> None:
+    """Writes the prompts of every document to OUTPUT/prompts/ and prints what generating them takes."""
+
+    def pipeline(shards: list[str]) -> list:
+        for model in models.values():
+            load_tokenizer(model)
+        return [
+            ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit, job="prompts"),
+            BuildPrompts(models, domain, batch_size, truncate_document),
+            ShardWriter(output_path, prompts=True),
+            ShardStats(output_path, job="prompts"),
+        ]
+
+    settings = {"command": "refine --dry-run", "domain": domain, "models": models,
+                "truncate_document": truncate_document, "limit": limit, "text_key": text_key}
+    try:
+        stats = run_shards(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers, job="prompts")
+    except (NoInputError, FileNotFoundError, ModelNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"\nprompts in {output_path}/prompts/ (shards: {stats['shards']['done']}/{stats['shards']['total']} "
+               f"done, {stats['shards']['failed']} failed)")
+    click.echo(f"{'documents':<20}{stats['input']:>14,}")
+    for stage in models:
+        click.echo(f"{stage + '-stage prompts':<20}{stats[f'{stage}_prompts']:>14,}   "
+                   f"{stats[f'{stage}_tokens']:>14,} prompt tokens")
+    tokens = sum(stats[f"{stage}_tokens"] for stage in models)
+    if throughput:
+        seconds = tokens / throughput
+        click.echo(f"at {throughput:,.0f} prompt tokens/s: about {seconds:,.0f} s ({seconds / 3600:.2f} GPU hours) "
+                   "of prompt processing, plus generation")
+    else:
+        click.echo("give --throughput (prompt tokens/s of your engine) for a time estimate")
+    if stats["failed_shards"]:
         raise SystemExit(1)

@@ -64,3 +64,16 @@ def documents_to_table(documents: list[Document]) -> pa.Table:
         "text": pa.array([d.text for d in documents], pa.string()),
         "metadata": metadata,
     })
+
+
+PROMPT_FIELDS = pa.schema([
+    ("id", pa.string()),
+    ("stage", pa.string()),  # "doc" or "chunk"
+    ("chunk", pa.int32()),  # 0 for the doc stage
+    ("prompt", pa.string()),  # the prompt as text
+    ("prompt_token_ids", pa.list_(pa.int32())),  # exactly the ids the engine receives
+])
+
+
+def prompts_to_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=PROMPT_FIELDS)

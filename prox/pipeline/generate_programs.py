@@ -49,6 +49,16 @@ def batches(data: DocumentsPipeline, size: int) -> Iterator[tuple[list[Document]
         yield batch, None
 
 
+def chunk_prompts_of(builder: PromptBuilder, documents: list[Document]) -> Iterator[list]:
+    """Chunk prompts per document, with the line token counts of all documents in one call."""
+    lines = [builder.numbered_lines(d.text) for d in documents]
+    counts = builder.line_token_counts([line for doc_lines in lines for line in doc_lines])
+    start = 0
+    for document, doc_lines in zip(documents, lines, strict=True):
+        yield builder.chunk_prompts(document.text, counts[start : start + len(doc_lines)])
+        start += len(doc_lines)
+
+
 class GeneratePrograms(PipelineStep):
     type = "🤖 - MODEL"
 
@@ -86,7 +96,7 @@ class GeneratePrograms(PipelineStep):
         if self.stage == "doc":
             prompts = [[Prompt(ids=tuple(ids))] for ids in builder.doc_prompt_ids([d.text for d in documents])]
         else:
-            prompts = [[Prompt(text=p.text) for p in chunks] for chunks in self._chunk_prompts(builder, documents)]
+            prompts = [[Prompt(text=p.text) for p in chunks] for chunks in chunk_prompts_of(builder, documents)]
         flat = [prompt for document_prompts in prompts for prompt in document_prompts]
         completions = iter(engine.generate(flat, settings))
         key = f"{self.stage}_program"
@@ -102,13 +112,3 @@ class GeneratePrograms(PipelineStep):
             else:
                 document.metadata[key] = "\n".join(c.text for c in outputs)
         return tokens
-
-    @staticmethod
-    def _chunk_prompts(builder: PromptBuilder, documents: list[Document]):
-        """Chunk prompts per document, with the line token counts of the whole batch in one call."""
-        lines = [builder.numbered_lines(d.text) for d in documents]
-        counts = builder.line_token_counts([line for doc_lines in lines for line in doc_lines])
-        start = 0
-        for document, doc_lines in zip(documents, lines, strict=True):
-            yield builder.chunk_prompts(document.text, counts[start : start + len(doc_lines)])
-            start += len(doc_lines)

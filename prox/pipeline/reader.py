@@ -39,11 +39,14 @@ class ShardReader(PipelineStep):
     type = "📖 - READER"
 
     def __init__(self, input_path: str, output_path: str, shards: list[str] | None = None,
-                 text_key: str = "text", id_key: str = "id", batch_size: int = 1000, limit: int = -1):
+                 text_key: str = "text", id_key: str = "id", batch_size: int = 1000, limit: int = -1,
+                 job: str = "documents"):
         """`shards`: the input files to read, relative to the input folder (default: all of them).
-        `limit`: read at most this many documents per task (a preview; no shard is marked done)."""
+        `limit`: read at most this many documents per task (a preview; no shard is marked done).
+        `job`: whose done shards to skip ("documents" or "prompts")."""
         super().__init__()
         self.limit = limit
+        self.job = job
         self.input_path = input_path
         self.shards = shards
         self.output_path = output_path
@@ -53,7 +56,7 @@ class ShardReader(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         folder, files = input_folder_and_files(self.input_path)
-        layout = OutputLayout(self.output_path)
+        layout = OutputLayout(self.output_path, self.job)
         budget = self.limit if self.limit >= 0 else float("inf")
         for shard in (self.shards if self.shards is not None else files)[rank::world_size]:
             if layout.is_done(shard):

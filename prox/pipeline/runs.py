@@ -8,7 +8,7 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
 from prox.pipeline.reader import input_folder_and_files
-from prox.pipeline.shards import LOGS_DIR, OutputLayout
+from prox.pipeline.shards import LOGS_DIR, PROMPTS_DIR, OutputLayout
 from prox.pipeline.stats import merge_summaries
 
 
@@ -23,18 +23,20 @@ def run_shards(
     settings: dict,
     tasks: int = 1,
     workers: int = 1,
+    job: str = "documents",
 ) -> dict:
-    """Plans the pending shards, runs `build_pipeline(pending)` on them, writes OUT/stats.json.
+    """Plans the pending shards, runs `build_pipeline(pending)` on them, writes the run's statistics
+    (OUT/stats.json; OUT/prompts/stats.json for the "prompts" job of a dry run).
 
-    Returns the run's statistics, with `ran_shards`: how many shards this call processed.
+    Returns the statistics, with `ran_shards`: how many shards this call processed.
     """
     _, shards = input_folder_and_files(input_path)
     if not shards:
         raise NoInputError(f"no input files (.parquet, .jsonl, .jsonl.gz, .json.gz) under {input_path}")
-    layout = OutputLayout(output_path)
+    layout = OutputLayout(output_path, job)
     pending = [shard for shard in shards if not layout.is_done(shard)]
     if pending:
-        layout.write_json(f"{LOGS_DIR}/settings.json", settings)
+        layout.write_json(f"{LOGS_DIR}/{'settings' if job == 'documents' else job + '-settings'}.json", settings)
         tasks = max(1, min(tasks, len(pending)))
         executor = LocalPipelineExecutor(
             pipeline=build_pipeline(pending),
@@ -44,6 +46,6 @@ def run_shards(
             skip_completed=False,  # shards, not tasks, are the unit of resume
         )
         executor.run()
-    stats = merge_summaries(layout, shards) | {"settings": settings, "ran_shards": len(pending)}
-    layout.write_json("stats.json", stats)
+    stats = merge_summaries(layout, shards, job) | {"settings": settings, "ran_shards": len(pending)}
+    layout.write_json("stats.json" if job == "documents" else f"{PROMPTS_DIR}/stats.json", stats)
     return stats

@@ -51,27 +51,34 @@ def shard_stem(shard: str) -> str:
 
 
 class OutputLayout:
-    """Where everything goes under the output folder."""
+    """Where everything goes under the output folder.
 
-    def __init__(self, output: str | DataFolder):
+    `job` separates the bookkeeping of runs that write different things: "documents" (refine and
+    apply) and "prompts" (refine --dry-run) mark their shards done independently.
+    """
+
+    KIND_DIRS = {"kept": "", "excluded": f"{EXCLUDED_DIR}/", "prompts": f"{PROMPTS_DIR}/"}
+
+    def __init__(self, output: str | DataFolder, job: str = "documents"):
         self.folder = output if isinstance(output, DataFolder) else get_datafolder(output)
+        self.summaries = "shards" if job == "documents" else f"{job}-shards"
 
-    def part_name(self, shard: str, excluded: bool, part: int) -> str:
+    def part_name(self, shard: str, kind: str, part: int) -> str:
+        """Output file `part` of a shard for `kind` ("kept", "excluded" or "prompts")."""
         suffix = ".parquet" if part == 0 else f".part{part}.parquet"
-        name = shard_stem(shard) + suffix
-        return f"{EXCLUDED_DIR}/{name}" if excluded else name
+        return self.KIND_DIRS[kind] + shard_stem(shard) + suffix
 
     def partial_name(self, final_name: str) -> str:
         return f"{LOGS_DIR}/partial/{final_name}"
 
     def summary_name(self, shard: str) -> str:
-        return f"{LOGS_DIR}/shards/{shard_stem(shard)}.json"
+        return f"{LOGS_DIR}/{self.summaries}/{shard_stem(shard)}.json"
 
     def limited_name(self, shard: str) -> str:
-        return f"{LOGS_DIR}/limited/{shard_stem(shard)}.json"
+        return f"{LOGS_DIR}/limited-{self.summaries}/{shard_stem(shard)}.json"
 
     def failure_name(self, shard: str) -> str:
-        return f"{LOGS_DIR}/failed/{shard_stem(shard)}.json"
+        return f"{LOGS_DIR}/failed-{self.summaries}/{shard_stem(shard)}.json"
 
     def is_done(self, shard: str) -> bool:
         return self.folder.isfile(self.summary_name(shard))
@@ -96,10 +103,3 @@ class OutputLayout:
     def remove(self, name: str) -> None:
         if self.folder.isfile(name):
             self.folder.fs.rm(self.folder.resolve_paths(name))
-
-    def output_files(self, excluded: bool = False) -> list[str]:
-        """Committed parquet files of the kept (or the excluded) documents."""
-        if excluded:
-            return [f"{EXCLUDED_DIR}/{f}" for f in self.folder.list_files(EXCLUDED_DIR, glob_pattern="**.parquet")]
-        return [f for f in self.folder.list_files(glob_pattern="**.parquet")
-                if f.split("/", 1)[0] not in RESERVED_DIRS]

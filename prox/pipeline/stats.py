@@ -53,6 +53,37 @@ class Tally:
             "diagnostics": dict(self.diagnostics),
         }
 
+    def accounts_for(self, rows: int) -> bool:
+        numbers = self.numbers
+        return numbers["input"] == rows == sum(numbers[action] for action in ACTIONS)
+
+
+class PromptTally:
+    """Counts of a dry run: documents, and prompts and prompt tokens per stage."""
+
+    KEYS = ("input", "doc_prompts", "doc_tokens", "chunk_prompts", "chunk_tokens")
+
+    def __init__(self):
+        self.numbers: Counter = Counter()
+
+    def add(self, metadata: dict) -> None:
+        self.numbers["input"] += 1
+        for row in metadata.get("prox_prompts", []):
+            self.numbers[f"{row['stage']}_prompts"] += 1
+            self.numbers[f"{row['stage']}_tokens"] += len(row["prompt_token_ids"])
+
+    def absorb(self, summary: dict) -> None:
+        self.numbers.update({key: summary[key] for key in self.KEYS})
+
+    def summary(self) -> dict:
+        return {key: self.numbers.get(key, 0) for key in self.KEYS}
+
+    def accounts_for(self, rows: int) -> bool:
+        return self.numbers["input"] == rows
+
+
+TALLIES = {"documents": Tally, "prompts": PromptTally}
+
 
 class ShardStats(PipelineStep):
     """Counts each shard's outcomes; on the shard's end writes its summary, which marks it done."""
@@ -60,25 +91,28 @@ class ShardStats(PipelineStep):
     name = "prox shard stats"
     type = "📊 - STATS"
 
-    def __init__(self, output_path: str):
+    def __init__(self, output_path: str, job: str = "documents"):
+        """`job`: "documents" (refine, apply) or "prompts" (a dry run)."""
         super().__init__()
         self.output_path = output_path
+        self.job = job
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        layout = OutputLayout(self.output_path)
-        tallies: dict[str, Tally] = {}
+        layout = OutputLayout(self.output_path, self.job)
+        new_tally = TALLIES[self.job]
+        tallies: dict = {}
         for document in data:
             if not isinstance(document, ShardEnd):
-                tallies.setdefault(document.metadata["prox_shard"], Tally()).add(document.metadata)
+                tallies.setdefault(document.metadata["prox_shard"], new_tally()).add(document.metadata)
                 yield document
                 continue
-            tally = tallies.pop(document.shard, None) or Tally()
+            tally = tallies.pop(document.shard, None) or new_tally()
             if document.failed:
                 layout.write_json(layout.failure_name(document.shard), {"shard": document.shard,
                                                                       "error": document.failed})
                 continue
             summary = {"shard": document.shard} | tally.summary()
-            if summary["input"] != document.rows or summary["input"] != sum(summary[a] for a in ACTIONS):
+            if not tally.accounts_for(document.rows):
                 raise RuntimeError(f"shard {document.shard}: read {document.rows} rows but counted "
                                    f"{summary['input']} outcomes; not marking it done")
             if document.complete:
@@ -91,16 +125,16 @@ class ShardStats(PipelineStep):
             yield document
 
 
-def merge_summaries(layout: OutputLayout, shards: list[str]) -> dict:
+def merge_summaries(layout: OutputLayout, shards: list[str], job: str = "documents") -> dict:
     """The run's statistics from the summaries of `shards`; shards without one are failed or pending."""
-    total = Tally()
+    total = TALLIES[job]()
     per_shard, pending, failed, limited = {}, [], {}, []
     for shard in shards:
         name = layout.summary_name(shard) if layout.is_done(shard) else layout.limited_name(shard)
         if layout.folder.isfile(name):
             summary = layout.read_json(name)
             total.absorb(summary)
-            per_shard[shard] = {key: summary[key] for key in ("input", *ACTIONS)}
+            per_shard[shard] = {key: summary[key] for key in total.summary() if isinstance(summary[key], int)}
             if name == layout.limited_name(shard):
                 limited.append(shard)
         elif layout.folder.isfile(layout.failure_name(shard)):

@@ -1,12 +1,15 @@
-"""Pipeline step: writes kept and modified documents to OUT/, dropped ones to OUT/excluded/.
+"""Pipeline step: writes each shard's output files, whole or not at all.
 
-Each shard is written to partial files under OUT/logs/partial/ and moved into place only when the
-shard ends, so a killed run never leaves half a shard where output is read. Files roll over to a
-new part when a batch's input metadata cannot share the file's schema.
+Documents: kept and modified ones to OUT/, dropped ones to OUT/excluded/. Prompts (a dry run):
+the prompts attached to each document to OUT/prompts/. A shard is written to partial files under
+OUT/logs/partial/ and moved into place only when it ends, so a killed run never leaves half a
+shard where output is read. Files roll over to a new part when a batch's input metadata cannot
+share the file's schema.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -14,7 +17,7 @@ import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from prox.pipeline.arrow_rows import documents_to_table
+from prox.pipeline.arrow_rows import documents_to_table, prompts_to_table
 from prox.pipeline.shards import OutputLayout, ShardEnd
 
 
@@ -22,22 +25,23 @@ from prox.pipeline.shards import OutputLayout, ShardEnd
 class _Part:
     name: str  # final name, relative to the output folder
     file: object
-    writer: pq.ParquetWriter
+    writer: pq.ParquetWriter | None
 
 
 class _Destination:
-    """The part files of one shard for kept or excluded documents, with their pending rows."""
+    """The part files of one shard for one kind of output, with their pending rows."""
 
-    def __init__(self, layout: OutputLayout, shard: str, excluded: bool, compression: str):
-        self.layout, self.shard, self.excluded, self.compression = layout, shard, excluded, compression
-        self.pending: list[Document] = []
+    def __init__(self, layout: OutputLayout, shard: str, kind: str, to_table: Callable[[list], pa.Table],
+                 compression: str):
+        self.layout, self.shard, self.kind, self.to_table, self.compression = layout, shard, kind, to_table, compression
+        self.pending: list = []
         self.parts: list[_Part] = []
         self.schema: pa.Schema | None = None
 
     def flush(self) -> None:
         if not self.pending:
             return
-        table = documents_to_table(self.pending)
+        table = self.to_table(self.pending)
         self.pending = []
         if self.schema is not None:
             unified = pa.unify_schemas([self.schema, table.schema], promote_options="permissive")
@@ -51,7 +55,7 @@ class _Destination:
         self.parts[-1].writer.write_table(table)
 
     def _open_part(self, schema: pa.Schema) -> None:
-        name = self.layout.part_name(self.shard, self.excluded, len(self.parts))
+        name = self.layout.part_name(self.shard, self.kind, len(self.parts))
         file = self.layout.folder.open(self.layout.partial_name(name), "wb")
         self.parts.append(_Part(name, file, pq.ParquetWriter(file, schema, compression=self.compression)))
         self.schema = schema
@@ -68,35 +72,48 @@ class _Destination:
         return [part.name for part in self.parts]
 
 
+def _document_rows(document: Document) -> tuple[str, list]:
+    return ("excluded" if document.metadata["prox_action"] == "dropped" else "kept"), [document]
+
+
+def _prompt_rows(document: Document) -> tuple[str, list]:
+    return "prompts", document.metadata.get("prox_prompts", [])
+
+
 class ShardWriter(PipelineStep):
     name = "prox shard writer"
     type = "💽 - WRITER"
 
-    def __init__(self, output_path: str, batch_size: int = 1000, compression: str = "zstd"):
+    def __init__(self, output_path: str, prompts: bool = False, batch_size: int = 1000, compression: str = "zstd"):
+        """`prompts`: write the prompts attached by BuildPrompts instead of the documents."""
         super().__init__()
         self.output_path = output_path
+        self.prompts = prompts
         self.batch_size = batch_size
         self.compression = compression
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        layout = OutputLayout(self.output_path)
-        open_shards: dict[str, tuple[_Destination, _Destination]] = {}
+        layout = OutputLayout(self.output_path, job="prompts" if self.prompts else "documents")
+        kinds = ("prompts",) if self.prompts else ("kept", "excluded")
+        rows_of = _prompt_rows if self.prompts else _document_rows
+        to_table = prompts_to_table if self.prompts else documents_to_table
+        open_shards: dict[str, dict[str, _Destination]] = {}
         for document in data:
             if isinstance(document, ShardEnd):
-                destinations = open_shards.pop(document.shard, None)
+                destinations = open_shards.pop(document.shard, {})
                 with self.track_time("shard"):
                     if document.failed:
                         self._discard(layout, destinations)
                     else:
-                        self._commit(layout, document.shard, destinations)
+                        self._commit(layout, document.shard, kinds, destinations)
                 yield document
                 continue
             shard = document.metadata["prox_shard"]
-            if shard not in open_shards:
-                open_shards[shard] = tuple(_Destination(layout, shard, excluded, self.compression)
-                                           for excluded in (False, True))
-            destination = open_shards[shard][document.metadata["prox_action"] == "dropped"]
-            destination.pending.append(document)
+            destinations = open_shards.setdefault(
+                shard, {kind: _Destination(layout, shard, kind, to_table, self.compression) for kind in kinds})
+            kind, rows = rows_of(document)
+            destination = destinations[kind]
+            destination.pending.extend(rows)
             if len(destination.pending) >= self.batch_size:
                 with self.track_time("batch"):
                     destination.flush()
@@ -104,19 +121,19 @@ class ShardWriter(PipelineStep):
         for destinations in open_shards.values():  # a pipeline that stopped early: nothing is committed
             self._discard(layout, destinations)
 
-    def _commit(self, layout: OutputLayout, shard: str, destinations) -> None:
+    def _commit(self, layout: OutputLayout, shard: str, kinds: tuple[str, ...], destinations: dict) -> None:
         """Replaces whatever an earlier attempt at this shard left with this attempt's files."""
-        for excluded in (False, True):
+        for kind in kinds:
             part = 0
-            while layout.folder.isfile(name := layout.part_name(shard, excluded, part)):
+            while layout.folder.isfile(name := layout.part_name(shard, kind, part)):
                 layout.remove(name)
                 part += 1
-        for destination in destinations or ():
+        for destination in destinations.values():
             for name in destination.close():
                 layout.move(layout.partial_name(name), name)
                 self.stat_update("files_written")
 
-    def _discard(self, layout: OutputLayout, destinations) -> None:
-        for destination in destinations or ():
+    def _discard(self, layout: OutputLayout, destinations: dict) -> None:
+        for destination in destinations.values():
             for name in destination.close():
                 layout.remove(layout.partial_name(name))
