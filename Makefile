@@ -32,8 +32,8 @@ test: install ## Lint and run the test suite (CPU only, no network)
 lint: install ## ruff only
 	$(BIN)/ruff check .
 
-bench: install ## Interpreter throughput against a reference-style interpreter (single core)
-	$(BIN)/python benchmarks/interpreter.py
+bench: install ## Benchmarks (figures printed and written to bench-out/)
+	$(BIN)/python benchmarks/chunking.py
 
 clean: ## Remove the environment and run outputs
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT).log .pytest_cache .ruff_cache

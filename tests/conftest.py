@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # reference_style: the reference's ways, the tests' yardstick
 SAMPLES = ROOT / "samples" / "cc-programs.jsonl"
 
 

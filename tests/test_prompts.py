@@ -2,37 +2,9 @@
 
 import pytest
 from conftest import sample_rows
+from reference_style import reference_chunk_prompts, reference_render
 
 from prox.prompts import PromptBuilder, load_prompts
-
-SYSTEM = "You are a helpful, respectful and honest assistant."
-
-
-def reference_render(user: str) -> str:
-    """Llama-2's chat template with a system message, as PROX_SPEC.md writes it out."""
-    return "<s>[INST] " + ("<<SYS>>\n" + SYSTEM + "\n<</SYS>>\n\n" + user).strip() + " [/INST]"
-
-
-def reference_chunks(text: str, tokenizer, max_token: int = 1500) -> list[str]:
-    """The reference's chunking, in its manner: one tokenizer call per line."""
-    chunks, current, total = [], [], 0
-    for index, line in enumerate(text.split("\n")):
-        numbered = f"[{index:03d}]{line}"
-        count = len(tokenizer.encode(numbered))
-        if total + count <= max_token:
-            current.append(numbered)
-            total += count
-            continue
-        if current:
-            chunks.append("\n".join(current))
-        current, total = [numbered], count
-        if count > max_token:
-            chunks.append("\n".join(current))
-            current, total = [], 0
-    if current:
-        chunks.append("\n".join(current))
-    return chunks
-
 
 EDGE_CASES = {
     "past 999 lines": "\n".join(f"line {i} of a long list" for i in range(1205)),
@@ -74,8 +46,7 @@ def test_truncate_document_option_keeps_the_template_whole(llama_tokenizer):
 
 def test_chunk_prompts_equal_the_reference(builder, llama_tokenizer):
     for text in documents():
-        expected = [reference_render(f"[doc]\n{chunk}\n[/doc]") for chunk in reference_chunks(text, llama_tokenizer)]
-        assert [p.text for p in builder.chunk_prompts(text)] == expected
+        assert [p.text for p in builder.chunk_prompts(text)] == reference_chunk_prompts(text, llama_tokenizer)
 
 
 def test_chunk_edge_cases(builder):

@@ -71,6 +71,9 @@ class PromptBuilder:
         """Token counts of lines encoded one by one with default special tokens, in one batched call."""
         if not lines:
             return []
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if hasattr(backend, "encode_batch_fast"):  # the Rust tokenizer, in parallel, without offsets
+            return [len(encoding) for encoding in backend.encode_batch_fast(lines, add_special_tokens=True)]
         return [len(ids) for ids in self.tokenizer(lines, add_special_tokens=True)["input_ids"]]
 
     def chunk_prompts(self, text: str, counts: list[int] | None = None) -> list[ChunkPrompt]:
