@@ -33,6 +33,7 @@ lint: install ## ruff only
 	$(BIN)/ruff check .
 
 bench: install ## Benchmarks (figures printed and written to bench-out/)
+	$(BIN)/python benchmarks/interpreter.py
 	$(BIN)/python benchmarks/chunking.py
 
 clean: ## Remove the environment and run outputs

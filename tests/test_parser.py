@@ -116,7 +116,7 @@ def test_error_categories(text, category):
 def test_only_the_reference_functions_count_errors():
     program = parse_program("keep_chunk(1)\nfoo(\nremove_lines(x)\nnormalize(", "chunk")
     assert [(d.category.value, d.counted) for d in program.diagnostics] == [
-        ("wrong_arguments", False), ("truncated", False), ("bad_value", True), ("truncated", True)]
+        ("wrong_arguments", False), ("unknown_function", False), ("bad_value", True), ("truncated", True)]
     assert program.errors == 2
 
 

@@ -60,7 +60,7 @@ class _ProgramParser:
         if text is None:
             return Program()
         if not isinstance(text, str):
-            return self._refuse(f"program is a {type(text).__name__}, not text")
+            return self._refuse(f"program is a {type(text).__name__}, not text", Category.BAD_VALUE)
         if len(text) > self.limits.max_program_chars:
             return self._refuse(f"program has {len(text)} characters, limit {self.limits.max_program_chars}")
         lines = text.strip(" ").split("\n")
@@ -76,8 +76,8 @@ class _ProgramParser:
             return self._refuse(f"program has {len(self.operations)} operations, limit {self.limits.max_statements}")
         return Program(tuple(self.operations), tuple(self.diagnostics))
 
-    def _refuse(self, message: str) -> Program:
-        diag = Diagnostic(Category.OVER_LIMIT, 0, message + "; program refused", True, self.level.name)
+    def _refuse(self, message: str, category: Category = Category.OVER_LIMIT) -> Program:
+        diag = Diagnostic(category, 0, message + "; program refused", True, self.level.name)
         return Program(diagnostics=(diag,), refused=True)
 
     def _note(self, category: Category, line: int, message: str, counted: bool) -> None:
@@ -111,12 +111,15 @@ class _ProgramParser:
                     self._note(Category.SYNTAX, number, "text after the call ignored", False)
                 return
             name = tokens[pos].text
+            if name not in self.level.functions:
+                self._note(Category.UNKNOWN_FUNCTION, number,
+                           f"{_excerpt(name)} is not a {self.level.name}-level function", False)
+                return
             try:
                 pos, positional, keywords = _read_call(tokens, pos)
                 self.operations.append(self._bind(name, positional, keywords, number))
             except _Reject as rejected:
-                counted = self._counts(name) and rejected.category is not Category.UNKNOWN_FUNCTION
-                self._note(rejected.category, number, rejected.message, counted)
+                self._note(rejected.category, number, rejected.message, self._counts(name))
                 return
             if pos < len(tokens) and tokens[pos] == (lexer.PUNCT, ";"):
                 pos += 1
@@ -133,16 +136,14 @@ class _ProgramParser:
 
     def _classify_non_call(self, line: str, tokens: list[Token], number: int) -> None:
         first = tokens[0]
-        is_code = first.kind == lexer.NAME and keyword.iskeyword(first.text.split(".")[0])
+        is_code = "__" in line or (first.kind == lexer.NAME and ("." in first.text or keyword.iskeyword(first.text)))
         if not is_code and (line.startswith(("#", "```")) or _PROSE.fullmatch(line)):
             self._note(Category.PROSE, number, "text that is not a program line", False)
         else:
             self._note(Category.NOT_A_CALL, number, f"not a function call: {_excerpt(line)}", False)
 
     def _bind(self, name: str, positional: list, keywords: dict, number: int) -> Operation:
-        spec = self.level.functions.get(name)
-        if spec is None:
-            raise _Reject(Category.UNKNOWN_FUNCTION, f"{_excerpt(name)} is not a {self.level.name}-level function")
+        spec = self.level.functions[name]
         failures = []
         for form in spec.forms:
             try:
@@ -179,7 +180,7 @@ class _ProgramParser:
     def _check_value(self, function: str, arg, value: Any) -> None:
         expected = ARG_TYPES[arg.type]
         if type(value) is not expected:
-            raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {arg.type}, got {_render(value)}")
+            raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {arg.type}, got {_excerpt(value)}")
         if arg.type == "int":
             if abs(value) > self.limits.max_int:
                 raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} is larger than {self.limits.max_int}")
@@ -192,7 +193,7 @@ class _ProgramParser:
             if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
                 raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} has a NUL or a lone surrogate")
         if arg.equals is not UNSET and value != arg.equals:
-            raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {_render(arg.equals)}")
+            raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {arg.equals!r}")
 
 
 def _read_call(tokens: list[Token], pos: int) -> tuple[int, list, dict]:
@@ -255,11 +256,14 @@ def _read_literal(tokens: list[Token], pos: int) -> tuple[Any, int]:
 
 
 def _render(value: Any) -> str:
+    """A literal the parser reads back to the same value: double-quoted, control characters escaped."""
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     return repr(value)
 
 
-def _excerpt(text: str, limit: int = 60) -> str:
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return repr(text)
+def _excerpt(value: Any, limit: int = 60) -> str:
+    """A value shown in a message: repr escapes controls and surrogates, so records stay valid UTF-8."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return repr(value)

@@ -1,0 +1,261 @@
+"""Properties of the parser and the interpreter on generated input, checked with hypothesis.
+
+Shown: the parser returns a Program for any text (arbitrary Unicode, near-valid calls, decoded
+bytes) without falling back to its internal-error path; the canonical call text of every valid
+operation parses back to the same operation; execute_programs accounts for every document (one
+outcome, the input text unless modified, no words added except by normalize) and is a pure function.
+"""
+
+import dataclasses
+
+import pytest
+from conftest import sample_rows
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from prox.execution import Action, Outcome, Policy, Reason, execute_programs
+from prox.language import (
+    Category,
+    Diagnostic,
+    DropDoc,
+    KeepChunk,
+    KeepDoc,
+    Normalize,
+    Program,
+    RemoveAllLines,
+    RemoveLines,
+    load_language,
+    parse_program,
+)
+
+LANGUAGE = load_language()
+LIMITS = LANGUAGE.limits
+LEVELS = ("doc", "chunk")
+OPERATION_TYPES = {"doc": (DropDoc, KeepDoc), "chunk": (RemoveLines, RemoveAllLines, Normalize, KeepChunk)}
+TEXTS = [row["text"] for row in sample_rows()]
+
+PROPERTIES = settings(max_examples=150, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+FUNCTIONS = sorted({name for level in LANGUAGE.levels.values() for name in level.functions})
+ARGUMENTS = sorted({arg.name for level in LANGUAGE.levels.values() for spec in level.functions.values()
+                    for form in spec.forms for arg in form.args})
+NAMES = [*FUNCTIONS, *ARGUMENTS, "line", "call", "True", "False", "None", "__import__", "os.system", "eval",
+         "open", "f", "b", "lambda", "import", "x"]
+ALL_CHARACTERS = st.characters(exclude_categories=())  # every category, surrogates and NUL included
+
+
+def quoted(body: str, quote: str, closed: bool) -> str:
+    return quote + body + (quote if closed else "")
+
+
+integer_literals = st.one_of(st.integers(-20, 200), st.integers(-(10**40), 10**40)).map(str)
+string_literals = st.builds(
+    quoted,
+    st.text(st.one_of(ALL_CHARACTERS, st.sampled_from(list("\"'\\,=()#; nxu0"))), max_size=20),
+    st.sampled_from(['"', "'", '"""', "'''"]),
+    st.booleans(),
+)
+literals = st.one_of(integer_literals, string_literals, st.sampled_from(NAMES),
+                     st.sampled_from(["1.5", "0x10", "1e5", "1_000", "+7", "-0", "[]", "{}", "*", "**k"]))
+arguments = st.one_of(literals, st.builds("{}={}".format, st.sampled_from(NAMES), literals),
+                      st.builds("{} = {}".format, st.sampled_from(ARGUMENTS), literals))
+separators = st.sampled_from([", ", ",", " ", ",,", " = ", ", )"])
+calls = st.builds(
+    lambda name, opening, args, sep, closing, tail: name + opening + sep.join(args) + closing + tail,
+    st.sampled_from(NAMES),
+    st.sampled_from(["(", "(", " (", "", "(("]),
+    st.lists(arguments, max_size=4),
+    separators,
+    st.sampled_from([")", ")", ")", "", "))", ")("]),
+    st.sampled_from(["", "", "; ", ";", "  # comment", " x", ".y", "; keep_chunk()", "\\"]),
+)
+program_lines = st.one_of(calls, st.lists(calls, min_size=2, max_size=3).map("; ".join),
+                          st.text(ALL_CHARACTERS, max_size=30),
+                          st.sampled_from(["```python", "```", "", "   "]))
+programs = st.lists(program_lines, max_size=8).map("\n".join)
+
+CODECS = [("utf-8", "replace"), ("utf-8", "surrogateescape"), ("latin-1", "strict"),
+          ("utf-16-le", "surrogatepass"), ("cp1252", "replace")]
+decoded_bytes = st.builds(lambda data, codec: data[: len(data) // 2 * 2].decode(*codec),
+                          st.binary(max_size=400), st.sampled_from(CODECS))
+
+
+def check_program(program: Program, text, level: str) -> None:
+    """What every parse result satisfies, whatever the input."""
+    assert isinstance(program, Program)
+    assert isinstance(program.operations, tuple) and isinstance(program.diagnostics, tuple)
+    assert all(isinstance(op, OPERATION_TYPES[level]) for op in program.operations)
+    assert all(isinstance(d, Diagnostic) and isinstance(d.category, Category) for d in program.diagnostics)
+    assert not any(d.message.startswith("parser error") for d in program.diagnostics), program.diagnostics
+    assert program.errors == sum(d.counted for d in program.diagnostics)
+    assert len(program.operations) <= LIMITS.max_statements
+    if program.refused:
+        assert program.operations == ()
+    lines = text.split("\n") if isinstance(text, str) else []
+    assert all(1 <= op.line <= len(lines) for op in program.operations)
+    assert all(0 <= d.line <= len(lines) for d in program.diagnostics)
+
+
+@PROPERTIES
+@given(st.text(ALL_CHARACTERS), st.sampled_from(LEVELS))
+def test_parser_returns_a_program_for_any_text(text, level):
+    check_program(parse_program(text, level), text, level)
+
+
+@PROPERTIES
+@given(programs, st.sampled_from(LEVELS))
+def test_parser_returns_a_program_for_near_valid_calls(text, level):
+    check_program(parse_program(text, level), text, level)
+
+
+@PROPERTIES
+@given(decoded_bytes, st.sampled_from(LEVELS))
+def test_parser_returns_a_program_for_decoded_bytes(text, level):
+    check_program(parse_program(text, level), text, level)
+
+
+@PROPERTIES
+@given(st.one_of(st.binary(), st.integers(), st.floats(), st.lists(st.text()),
+                 st.dictionaries(st.text(), st.text()), st.none(), st.booleans()), st.sampled_from(LEVELS))
+def test_parser_returns_a_program_for_values_that_are_not_text(value, level):
+    program = parse_program(value, level)
+    check_program(program, value, level)
+    assert program.operations == () and program.refused == (value is not None)
+
+
+def reparsed(operation, level: str = "chunk"):
+    """The only operation parsed from the operation's canonical call text."""
+    program = parse_program(operation.call, level)
+    assert program.diagnostics == (), program.diagnostics
+    (again,) = program.operations
+    return again
+
+
+def parsed_once(text: str, level: str = "chunk"):
+    program = parse_program(text, level)
+    assert program.diagnostics == (), program.diagnostics
+    (operation,) = program.operations
+    return operation
+
+
+LINE_NUMBERS = st.integers(0, LIMITS.max_int)
+# Strings the parser accepts: no NUL and no lone surrogate (refused by design).
+VALID_STRINGS = st.text(st.one_of(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+                                  st.sampled_from(list("\"'\\,=()#;\t\n\r "))), max_size=80)
+
+
+@PROPERTIES
+@given(LINE_NUMBERS, LINE_NUMBERS, st.booleans())
+def test_remove_lines_call_parses_back_to_the_same_operation(start, end, positional):
+    arguments = f"{start}, {end}" if positional else f"line_start={start}, line_end={end}"
+    text = f"remove_lines({arguments})"
+    operation = parsed_once(text)
+    assert (type(operation), operation.line_start, operation.line_end) == (RemoveLines, start, end)
+    assert reparsed(operation) == operation
+
+
+@PROPERTIES
+@given(VALID_STRINGS, VALID_STRINGS, st.sampled_from(["repr", "keywords", "double-quoted", "one-argument"]))
+def test_normalize_call_parses_back_to_the_same_operation(source, target, style):
+    def double_quoted(value):
+        escaped = ("\\" + ch if ch in '\\"' else f"\\x{ord(ch):02x}" if ch < " " or ch == "\x7f" else ch
+                   for ch in value)
+        return '"' + "".join(escaped) + '"'
+
+    text = {
+        "repr": f"normalize({source!r}, {target!r})",
+        "keywords": f"normalize(target_str={target!r}, source_str={source!r})",
+        "double-quoted": f"normalize(source_str={double_quoted(source)}, target_str={double_quoted(target)})",
+        "one-argument": f"normalize({source!r})",
+    }[style]
+    operation = parsed_once(text)
+    expected = (Normalize, source, "" if style == "one-argument" else target)
+    assert (type(operation), operation.source_str, operation.target_str) == expected
+    assert reparsed(operation) == operation
+
+
+@pytest.mark.parametrize(("text", "level", "kind"), [
+    ("remove_lines(all=True)", "chunk", RemoveAllLines),
+    ("remove_lines(True)", "chunk", RemoveAllLines),
+    ("keep_chunk()", "chunk", KeepChunk),
+    ("drop_doc()", "doc", DropDoc),
+    ("keep_doc( )", "doc", KeepDoc),
+])
+def test_calls_without_values_parse_back_to_the_same_operation(text, level, kind):
+    operation = parsed_once(text, level)
+    assert type(operation) is kind and reparsed(operation, level) == operation
+
+
+def test_normalize_with_del_character_parses_back():
+    operation = parsed_once('normalize(source_str="a\\x7fb", target_str="c")')
+    assert operation.source_str == "a\x7fb"
+    assert reparsed(operation) == operation
+
+
+def test_normalize_of_a_long_string_with_escapes_parses_back():
+    operation = parsed_once('normalize(source_str="' + "\t" * 9_990 + '")')
+    assert reparsed(operation) == operation
+
+
+@st.composite
+def documents_and_programs(draw):
+    """A document (real or generated) with doc and chunk programs mixing valid calls about it and noise."""
+    text = draw(st.one_of(st.sampled_from(TEXTS), st.text(ALL_CHARACTERS, max_size=300),
+                          st.lists(st.sampled_from(["alpha", "beta gamma", "", " ", "delta, epsilon."]),
+                                   max_size=40).map("\n".join)))
+    last = len(text.split("\n")) + 2
+    pieces = [p for p in text.replace("\n", " ").split(" ") if p] or ["x"]
+    valid = st.one_of(
+        st.builds("remove_lines(line_start={}, line_end={})".format,
+                  st.integers(0, last), st.integers(0, last)),
+        st.builds("normalize({!r}, {!r})".format, st.sampled_from(pieces),
+                  st.one_of(st.just(""), st.sampled_from(pieces), VALID_STRINGS)),
+        st.sampled_from(["keep_chunk()", "remove_lines(all=True)"]),
+    )
+    chunk = draw(st.one_of(st.none(), st.lists(st.one_of(valid, program_lines), max_size=8).map("\n".join)))
+    doc = draw(st.one_of(st.none(), st.sampled_from(["keep_doc()", "drop_doc()", "keep_doc()\ndrop_doc()"]),
+                         programs))
+    return text, doc, chunk
+
+
+DROPPED = {Reason.DOC_DROP, Reason.REMOVED_ALMOST_ALL, Reason.TOO_SHORT, Reason.EMPTY_TEXT}
+
+
+@PROPERTIES
+@given(documents_and_programs())
+def test_every_document_is_accounted_for(case):
+    text, doc, chunk = case
+    outcome = execute_programs(text, doc, chunk)
+    assert isinstance(outcome, Outcome) and isinstance(outcome.text, str)
+    assert outcome.action in (Action.KEPT, Action.MODIFIED, Action.DROPPED)
+    assert outcome.action is (Action.DROPPED if outcome.reason in DROPPED
+                              else Action.MODIFIED if outcome.reason is Reason.REFINED else Action.KEPT)
+    assert outcome.words_before == len(text.split())
+    if outcome.action is Action.MODIFIED:
+        assert outcome.text != text
+        assert outcome.words_after == len(outcome.text.split()) > Policy().min_words
+    else:
+        assert outcome.text == text
+    if not any(call.startswith("normalize(") for call in outcome.operations):
+        assert outcome.words_after <= outcome.words_before
+    assert len(outcome.text) <= LIMITS.growth_factor * len(text) + LIMITS.growth_extra_chars
+    assert outcome.errors >= 0
+
+
+@PROPERTIES
+@given(documents_and_programs())
+def test_execution_is_a_pure_function_of_its_inputs(case):
+    text, doc, chunk = case
+    first, second = execute_programs(text, doc, chunk), execute_programs(text, doc, chunk)
+    assert first == second and first.record() == second.record()
+    for program, level in ((doc, "doc"), (chunk, "chunk")):
+        assert parse_program(program, level) == parse_program(program, level)
+
+
+@PROPERTIES
+@given(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=3).map("\n".join), programs)
+def test_reparsing_applied_calls_gives_the_same_operations(text, chunk):
+    operations = parse_program(chunk, "chunk").operations
+    assert set(execute_programs(text, None, chunk).operations) <= {op.call for op in operations}
+    assert [dataclasses.replace(reparsed(op), line=op.line) for op in operations] == list(operations)
