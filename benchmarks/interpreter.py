@@ -77,16 +77,26 @@ def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _split_doc(text: str) -> list[str]:
+    """The reference's line split: split, then each line copied into a new list, one by one."""
+    processed = []
+    for line in text.split("\n"):
+        processed.append(line[:])
+    return processed
+
+
 def reference_chunk(original: str, program: str) -> str | None:
-    """Normalizations run first, in program order; line numbers then index the normalized text."""
+    """Step for step as the reference's execute_operations: lines split and copied, normalizations
+    first in program order, then the lines split again and both the kept and the removed ones
+    collected, intervals merged and checked, and the remove operations listed."""
     text = original
+    lines = _split_doc(text)
     errors = 0
     removed: set[int] = set()
     intervals: list[tuple[int, int]] = []
+    pairs: list[tuple[str, str]] = []
     for op in program.strip(" ").split("\n"):
-        if op.startswith("remove_lines") and "all=True" in op:
-            removed.update(range(len(text.split("\n"))))
-        elif op.startswith("remove_lines"):
+        if op.startswith("remove_lines") and "all=True" not in op:
             params, missing = _between_parens(op)
             errors += missing
             try:
@@ -95,22 +105,38 @@ def reference_chunk(original: str, program: str) -> str | None:
                 errors += 1
                 continue
             intervals.append((start, end))
-            removed.update(range(start, end + 1))
+            for number in range(start, end + 1):
+                removed.add(number)
         elif op.startswith("normalize"):
             params, _ = _between_parens(op)
             try:
                 if len(params) == 1:
-                    text = text.replace(_value(params[0]), "")
-                elif (source := _value(params[0])) not in ("", " "):
-                    text = text.replace(source, _value(params[1]))
+                    source = _value(params[0])
+                    text = text.replace(source, "")
+                    pairs.append((source, ""))
+                elif len(params) == 2:
+                    source, target = _value(params[0]), _value(params[1])
+                    if source not in ("", " "):
+                        text = text.replace(source, target)
+                    pairs.append((source, target))
             except IndexError:
                 errors += 1
-    lines = text.split("\n")
-    result = "\n".join(line for index, line in enumerate(lines) if index not in removed)
+        elif op.startswith("remove_lines"):
+            removed = set(range(len(lines)))
+    lines = _split_doc(text)
+    kept = [line for index, line in enumerate(lines) if index not in removed]
+    noise = [line for index, line in enumerate(lines) if index in removed]
+    operations = []
     for start, end in _merge(intervals):
-        if start >= len(lines) or end >= len(lines):
+        if start >= len(lines):
             errors += 1
-    return _reference_decision(original, result, errors)
+            continue
+        if end >= len(lines):
+            errors += 1
+            end = len(lines) - 1
+        operations.append([start, end])
+    del noise, operations, pairs
+    return _reference_decision(original, "\n".join(kept), errors)
 
 
 def _reference_decision(original: str, result: str, errors: int) -> str | None:

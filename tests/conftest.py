@@ -50,7 +50,7 @@ def tiny_model(tmp_path_factory, llama_tokenizer) -> Path:
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=32000, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
     folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)

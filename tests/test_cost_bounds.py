@@ -130,7 +130,7 @@ def test_line_over_the_limit_is_refused_without_tokenizing(tokenized):
     program = parse_program("remove_lines(line_start=" + long_number + ", line_end=0)\n" + valid, "chunk")
     assert [(d.category, d.line, d.counted) for d in program.diagnostics] == [(Category.OVER_LIMIT, 1, True)]
     assert len(program.operations) == 1
-    assert tokenized == [(len(valid), 10)]  # remove_lines ( line_start = 0 , line_end = 0 )
+    assert all(length <= load_language().limits.max_line_chars for length, _ in tokenized)
 
 
 @pytest.mark.parametrize("program", [
@@ -147,7 +147,7 @@ def test_tokens_are_bounded_by_the_program_size(tokenized):
     assert len(program) <= LIMITS.max_program_chars
     parsed = parse_program(program, "chunk")
     assert parsed.operations == () and len(parsed.diagnostics) == LIMITS.max_statements
-    assert len(tokenized) == LIMITS.max_statements
+    assert len(tokenized) <= LIMITS.max_statements  # at most once per statement (repeated lines are remembered)
     assert sum(tokens for _, tokens in tokenized) <= len(program)
 
 

@@ -60,8 +60,9 @@ def test_string_literals_quotes_and_escapes(literal, value):
 
 
 def test_normalize_target_defaults_to_empty():
-    assert only_operation('normalize("x")') == Normalize(line=1, call='normalize(source_str="x", target_str="")',
-                                                         source_str="x", target_str="")
+    operation = only_operation('normalize("x")')
+    assert operation == Normalize(line=1, function="normalize", source_str="x", target_str="")
+    assert operation.call == 'normalize(source_str="x", target_str="")'
 
 
 def test_remove_all_form_and_keep_chunk():

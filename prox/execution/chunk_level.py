@@ -49,7 +49,8 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -> ChunkResult:
-    lines = text.split("\n")
+    removes = any(isinstance(op, (RemoveLines, RemoveAllLines)) for op in program.operations)
+    lines = text.split("\n") if removes else [text]  # without removals, the lines are never needed
     work = 2 * len(text)
     diagnostics = list(program.diagnostics)
     applied: list[str] = []
@@ -75,6 +76,7 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
             normalizations.append(op)
 
     keep = bytearray(b"\x01") * len(lines)
+    removed_ranges: list[tuple[int, int]] = []
     for start, end in merge_ranges(ranges):
         if start >= len(lines):
             note(Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} start past the last line "
@@ -85,34 +87,44 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
                  f"({len(lines) - 1})", True)
             end = len(lines) - 1
         keep[start : end + 1] = bytes(end - start + 1)
+        removed_ranges.append((start, end))
     if remove_all:
         keep = bytearray(len(lines))
-    result = text if all(keep) else "\n".join(compress(lines, keep))
+    removed = len(lines) - sum(keep)
+    result = text if removed == 0 else "\n".join(compress(lines, keep))
 
     max_chars = int(limits.growth_factor * len(text)) + limits.growth_extra_chars
+    normalized = False
     for op in normalizations:
         source, target = op.source_str, op.target_str
         if source in ("", " "):
             note(Category.NO_EFFECT, op.line, "source_str is empty or one space: ignored", False)
             continue
-        work += len(result)
-        count = result.count(source)
-        if count == 0:
-            note(Category.NO_EFFECT, op.line, "source_str does not occur in the text", False)
+        if len(target) > len(source):  # only a growing replacement needs the count first, for the limit
+            work += len(result)
+            new_length = len(result) + result.count(source) * (len(target) - len(source))
+            if new_length > max_chars:
+                note(Category.BAD_VALUE, op.line, f"normalize would grow the text to {new_length} characters "
+                     f"(limit {max_chars})", True)
+                continue
+        work += 2 * len(result)
+        replaced = result.replace(source, target)
+        if replaced == result:  # nothing matched (CPython then hands back the same string: no scan)
+            note(Category.NO_EFFECT, op.line, "source_str does not occur in the text, or changes nothing", False)
             continue
-        new_length = len(result) + count * (len(target) - len(source))
-        if new_length > max_chars:
-            note(Category.BAD_VALUE, op.line, f"normalize would grow the text to {new_length} characters "
-                 f"(limit {max_chars})", True)
-            continue
-        result = result.replace(source, target)
-        work += len(result)
+        result = replaced
+        normalized = True
         applied.append(op.call)
 
     errors = sum(d.counted or policy.count_all_diagnostics for d in diagnostics)
     if program.refused:
         errors = max(errors, policy.error_op)
-    words_before, words_after = len(text.split()), len(result.split())
+    words_before = len(text.split())
+    if normalized or removed * 2 >= len(lines):
+        words_after = len(result.split())
+    else:  # words never span lines: subtract those of the removed lines, the smaller part
+        words_after = words_before - sum(len(line.split()) for start, end in removed_ranges
+                                         for line in lines[start : end + 1])
     action, reason = decide(words_before, words_after, errors, policy)
     if reason is Reason.TOO_MANY_ERRORS and program.refused:
         reason = Reason.PROGRAM_REFUSED

@@ -19,7 +19,6 @@ def execute_programs(
     language: Language | None = None,
 ) -> Outcome:
     """The outcome of running both programs on `text`; None means that stage did not run."""
-    language = language or load_language()
     if not text.strip():
         return Outcome(text, Action.DROPPED, Reason.EMPTY_TEXT)
     reason = Reason.NO_PROGRAM
@@ -28,21 +27,19 @@ def execute_programs(
     if doc_program is not None:
         doc = parse_program(doc_program, "doc", language)
         diagnostics = doc.diagnostics
-        words = len(text.split())
         if doc_drops(doc):
             decision = next(op.call for op in doc.operations if isinstance(op, DropDoc))
-            return Outcome(text, Action.DROPPED, Reason.DOC_DROP, (decision,), diagnostics, 0, words, 0)
+            return Outcome(text, Action.DROPPED, Reason.DOC_DROP, (decision,), diagnostics, 0, len(text.split()), 0)
         if doc_decides(doc):
             reason = Reason.DOC_KEEP
             operations = (next(op.call for op in doc.operations if isinstance(op, KeepDoc)),)
         else:
             reason = Reason.DOC_NO_DECISION
-        if chunk_program is None:
-            return Outcome(text, Action.KEPT, reason, operations, diagnostics, 0, words, words)
     if chunk_program is None:
         words = len(text.split())
         return Outcome(text, Action.KEPT, reason, operations, diagnostics, 0, words, words)
-    chunk = execute_chunk(text, parse_program(chunk_program, "chunk", language), policy, language.limits)
+    limits = (language or load_language()).limits
+    chunk = execute_chunk(text, parse_program(chunk_program, "chunk", language), policy, limits)
     return Outcome(
         text=chunk.text if chunk.action is Action.MODIFIED else text,
         action=chunk.action,

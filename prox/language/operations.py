@@ -6,8 +6,12 @@ programs/language.yaml; the spec loader checks that the two agree.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 
 class Category(str, Enum):
@@ -35,17 +39,54 @@ class Diagnostic:
     counted: bool = False
     level: str = ""  # "doc" or "chunk"
 
+    def at(self, line: int) -> Diagnostic:
+        """The same diagnostic on another program line."""
+        return self if line == self.line else dataclasses.replace(self, line=line)
+
     def to_dict(self) -> dict:
         return {"level": self.level, "category": self.category.value, "line": self.line,
                 "message": self.message, "counted": self.counted}
 
 
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def render_literal(value: Any) -> str:
+    """A literal the parser reads back to the same value: strings double-quoted, controls escaped."""
+    if not isinstance(value, str):
+        return repr(value)
+    if _NEEDS_ESCAPE.search(value) is None:
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+_ARGUMENT_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def argument_names(operation_type: type) -> tuple[str, ...]:
+    """The fields of an operation that are the call's arguments, in the spec's order."""
+    names = _ARGUMENT_NAMES.get(operation_type)
+    if names is None:
+        names = _ARGUMENT_NAMES[operation_type] = tuple(f.name for f in dataclasses.fields(operation_type)[2:])
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """Base of all operations: where it came from and its canonical call text."""
+    """Base of all operations: where it came from; the other fields are the call's arguments."""
 
     line: int  # 1-based program line
-    call: str  # canonical text, e.g. remove_lines(line_start=0, line_end=4)
+    function: str  # the name the program called it by
+
+    def at(self, line: int) -> Operation:
+        """The same operation on another program line."""
+        return self if line == self.line else dataclasses.replace(self, line=line)
+
+    @property
+    def call(self) -> str:
+        """Canonical text, e.g. remove_lines(line_start=0, line_end=4); it parses back to this operation."""
+        arguments = ", ".join(f"{name}={render_literal(getattr(self, name))}" for name in argument_names(type(self)))
+        return f"{self.function}({arguments})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,16 +7,15 @@ every size, and never raises: whatever the text, it returns a Program.
 
 from __future__ import annotations
 
-import json
 import keyword
 import re
+from functools import lru_cache
 from typing import Any
 
 from prox.language import lexer
 from prox.language.lexer import Token
 from prox.language.operations import Category, Diagnostic, Operation, Program
 from prox.language.spec import (
-    ARG_TYPES,
     UNSET,
     FormSpec,
     FunctionSpec,
@@ -27,8 +26,19 @@ from prox.language.spec import (
 )
 
 _UNSAFE_RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
 _PROSE = re.compile(r"[^\W\d_][\w'’\-]*(?:[ ,.:;!?]+[\w'’\-]+)+[ .:!?]*")
 _LITERAL_NAMES = {"True": True, "False": False, "None": None}
+
+# The fast path: a plain call with up to two int, bool or simple double-quoted arguments (what models
+# write almost always) is read with one match; anything else goes through the tokenizer.
+_SIMPLE_ARGUMENT = r'(?:([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*)?(-?[0-9]{1,18}|"[^"\\\x00-\x1f\x7f]*"|True|False)'
+_SIMPLE_CALL = re.compile(
+    rf"([A-Za-z_][A-Za-z0-9_]*)\([ \t]*(?:{_SIMPLE_ARGUMENT}[ \t]*(?:,[ \t]*{_SIMPLE_ARGUMENT}[ \t]*)?,?[ \t]*)?\)")
+_MEMO_PROGRAM_CHARS = 4096  # programs up to this long are remembered: doc programs repeat all the time
+_MEMO_LINE_CHARS = 256  # lines up to this long are remembered: keep_chunk() and the like repeat too
+_MEMO_LINES = 50_000  # remembered lines per level, at most (then the memory starts afresh)
+_LINE_MEMOS: dict[str, dict[str, tuple]] = {}  # per level of the shipped language: line -> what it parsed to
 
 
 class _Reject(Exception):
@@ -41,18 +51,31 @@ class _Reject(Exception):
 
 def parse_program(text: Any, level: str, language: Language | None = None) -> Program:
     """Parses a refining model's output for `level` ("doc" or "chunk"). Never raises."""
-    language = language or load_language()
+    if language is None and isinstance(text, str) and len(text) <= _MEMO_PROGRAM_CHARS:
+        return _parse_remembered(text, level)
+    return _parse(text, level, language or load_language())
+
+
+@lru_cache(maxsize=1024)
+def _parse_remembered(text: str, level: str) -> Program:
+    return _parse(text, level, load_language())
+
+
+def _parse(text: Any, level: str, language: Language) -> Program:
+    memo = _LINE_MEMOS.setdefault(level, {}) if language is load_language() else None
     try:
-        return _ProgramParser(language.level(level), language.limits).parse(text)
+        return _ProgramParser(language.level(level), language.limits, memo).parse(text)
     except Exception as error:  # a bug in the parser must never cost a document
         message = f"parser error, program ignored: {type(error).__name__}"
         return Program(diagnostics=(Diagnostic(Category.SYNTAX, 0, message, True, level),), refused=True)
 
 
 class _ProgramParser:
-    def __init__(self, level: Level, limits: Limits):
+    def __init__(self, level: Level, limits: Limits, memo: dict | None = None):
+        """`memo`: what earlier lines parsed to, shared by all programs of the shipped language."""
         self.level = level
         self.limits = limits
+        self.memo = memo
         self.operations: list[Operation] = []
         self.diagnostics: list[Diagnostic] = []
 
@@ -88,6 +111,20 @@ class _ProgramParser:
         return bool(spec and spec.counts_errors)
 
     def _parse_line(self, line: str, number: int) -> None:
+        if self.memo is None or len(line) > _MEMO_LINE_CHARS:
+            return self._read_line(line, number)
+        if (seen := self.memo.get(line)) is not None:
+            self.operations.extend(op.at(number) for op in seen[0])
+            self.diagnostics.extend(d.at(number) for d in seen[1])
+            return None
+        operations, diagnostics = len(self.operations), len(self.diagnostics)
+        self._read_line(line, number)
+        if len(self.memo) >= _MEMO_LINES:
+            self.memo.clear()
+        self.memo[line] = (tuple(self.operations[operations:]), tuple(self.diagnostics[diagnostics:]))
+        return None
+
+    def _read_line(self, line: str, number: int) -> None:
         first = line.split("(", 1)[0].strip()
         if len(line) > self.limits.max_line_chars:
             self._note(Category.OVER_LIMIT, number, f"line has {len(line)} characters, limit "
@@ -95,6 +132,9 @@ class _ProgramParser:
             return
         if _UNSAFE_RAW.search(line):
             self._note(Category.BAD_VALUE, number, "control character in program text", self._counts(first))
+            return
+        if simple := _simple_call(line):
+            self._call(*simple, number)
             return
         tokens = lexer.tokenize(line)
         if tokens and tokens[-1].kind == lexer.COMMENT:
@@ -112,20 +152,33 @@ class _ProgramParser:
                 return
             name = tokens[pos].text
             if name not in self.level.functions:
-                self._note(Category.UNKNOWN_FUNCTION, number,
-                           f"{_excerpt(name)} is not a {self.level.name}-level function", False)
+                self._call(name, [], {}, number)
                 return
             try:
                 pos, positional, keywords = _read_call(tokens, pos)
-                self.operations.append(self._bind(name, positional, keywords, number))
             except _Reject as rejected:
                 self._note(rejected.category, number, rejected.message, self._counts(name))
+                return
+            if not self._call(name, positional, keywords, number):
                 return
             if pos < len(tokens) and tokens[pos] == (lexer.PUNCT, ";"):
                 pos += 1
             elif pos < len(tokens):
                 self._note(Category.SYNTAX, number, "text after the call ignored", False)
                 return
+
+    def _call(self, name: str, positional: list, keywords: dict, number: int) -> bool:
+        """Adds the operation of a call whose literal arguments were read; False if it was refused."""
+        if name not in self.level.functions:
+            self._note(Category.UNKNOWN_FUNCTION, number, f"{_excerpt(name)} is not a {self.level.name}-level function",
+                       False)
+            return False
+        try:
+            self.operations.append(self._bind(name, positional, keywords, number))
+        except _Reject as rejected:
+            self._note(rejected.category, number, rejected.message, self._counts(name))
+            return False
+        return True
 
     def _starts_call(self, tokens: list[Token], pos: int) -> bool:
         token = tokens[pos]
@@ -149,7 +202,7 @@ class _ProgramParser:
             try:
                 return self._bind_form(spec, form, positional, keywords, number)
             except _Reject as rejected:
-                matched = sum(k in {a.name for a in form.args} for k in keywords)
+                matched = sum(k in form.names for k in keywords)
                 failures.append((matched, rejected))
         best = max(failures, key=lambda f: f[0])  # the form the caller most likely meant; first wins ties
         raise best[1]
@@ -161,9 +214,8 @@ class _ProgramParser:
             raise _Reject(Category.WRONG_ARGUMENTS,
                           f"{spec.name} takes {len(form.args)} arguments, got {len(positional)} positional")
         values = {arg.name: value for arg, value in zip(form.args, positional, strict=False)}
-        names = {arg.name for arg in form.args}
         for key, value in keywords.items():
-            if key not in names:
+            if key not in form.names:
                 raise _Reject(Category.WRONG_ARGUMENTS, f"{spec.name} has no argument {_excerpt(key)}")
             if key in values:
                 raise _Reject(Category.WRONG_ARGUMENTS, f"argument {key} given twice")
@@ -174,12 +226,10 @@ class _ProgramParser:
                     raise _Reject(Category.WRONG_ARGUMENTS, f"{spec.name} is missing argument {arg.name}")
                 values[arg.name] = arg.default
             self._check_value(spec.name, arg, values[arg.name])
-        call = f"{spec.name}({', '.join(f'{a.name}={_render(values[a.name])}' for a in form.args)})"
-        return form.operation(line=number, call=call, **values)
+        return form.operation(line=number, function=spec.name, **values)
 
     def _check_value(self, function: str, arg, value: Any) -> None:
-        expected = ARG_TYPES[arg.type]
-        if type(value) is not expected:
+        if type(value) is not arg.python_type:
             raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {arg.type}, got {_excerpt(value)}")
         if arg.type == "int":
             if abs(value) > self.limits.max_int:
@@ -190,10 +240,35 @@ class _ProgramParser:
             if len(value) > self.limits.max_string_chars:
                 raise _Reject(Category.BAD_VALUE,
                               f"{function}: {arg.name} is longer than {self.limits.max_string_chars} characters")
-            if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+            if _NUL_OR_SURROGATE.search(value):
                 raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} has a NUL or a lone surrogate")
         if arg.equals is not UNSET and value != arg.equals:
             raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {arg.equals!r}")
+
+
+def _simple_call(line: str) -> tuple[str, list, dict] | None:
+    """Name and arguments of a plain call, or None when the line needs the tokenizer."""
+    match = _SIMPLE_CALL.fullmatch(line)
+    if match is None:
+        return None
+    name, key_1, value_1, key_2, value_2 = match.groups()
+    if key_1 is not None and (key_1 == key_2 or (key_2 is None and value_2 is not None)):
+        return None  # a repeated keyword or a positional after a keyword: the tokenizer path says which
+    positional, keywords = [], {}
+    for key, value in ((key_1, value_1), (key_2, value_2)):
+        if value is None:
+            continue
+        if key is None:
+            positional.append(_simple_literal(value))
+        else:
+            keywords[key] = _simple_literal(value)
+    return name, positional, keywords
+
+
+def _simple_literal(text: str) -> Any:
+    if text[0] == '"':
+        return text[1:-1]
+    return _LITERAL_NAMES[text] if text in _LITERAL_NAMES else int(text)
 
 
 def _read_call(tokens: list[Token], pos: int) -> tuple[int, list, dict]:
@@ -253,13 +328,6 @@ def _read_literal(tokens: list[Token], pos: int) -> tuple[Any, int]:
         what = "a call" if after == (lexer.PUNCT, "(") else "a name"
         raise _Reject(Category.BAD_VALUE, f"arguments must be literal values, not {what} ({_excerpt(text)})")
     raise _Reject(Category.SYNTAX, f"unexpected {_excerpt(text)} in arguments")
-
-
-def _render(value: Any) -> str:
-    """A literal the parser reads back to the same value: double-quoted, control characters escaped."""
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-    return repr(value)
 
 
 def _excerpt(value: Any, limit: int = 60) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -10,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from prox.language.operations import OPERATION_TYPES, Operation
+from prox.language.operations import OPERATION_TYPES, Operation, argument_names
 
 ARG_TYPES = {"int": int, "str": str, "bool": bool}
 UNSET = object()  # marks an argument without default or fixed value
@@ -20,6 +19,7 @@ UNSET = object()  # marks an argument without default or fixed value
 class ArgSpec:
     name: str
     type: str  # "int", "str" or "bool"
+    python_type: type = object  # what the type name means in Python, filled in by the loader
     default: Any = UNSET
     min: int | None = None
     equals: Any = UNSET
@@ -35,6 +35,7 @@ class FormSpec:
 
     operation: type[Operation]
     args: tuple[ArgSpec, ...]
+    names: frozenset[str] = frozenset()  # the argument names, for binding keywords
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def _arg(raw: dict) -> ArgSpec:
     return ArgSpec(
         name=raw["name"],
         type=raw["type"],
+        python_type=ARG_TYPES[raw["type"]],
         default=raw.get("default", UNSET),
         min=raw.get("min"),
         equals=raw.get("equals", UNSET),
@@ -90,10 +92,10 @@ def _form(function: str, raw: dict) -> FormSpec:
         raise ValueError(f"{function}: unknown operation {op_name!r}")
     op_type = OPERATION_TYPES[op_name]
     args = tuple(_arg(a) for a in raw.get("args") or [])
-    fields = [f.name for f in dataclasses.fields(op_type) if f.name not in ("line", "call")]
+    fields = list(argument_names(op_type))
     if fields != [a.name for a in args]:
         raise ValueError(f"{function}: arguments {[a.name for a in args]} do not match {op_name} {fields}")
-    return FormSpec(operation=op_type, args=args)
+    return FormSpec(operation=op_type, args=args, names=frozenset(a.name for a in args))
 
 
 def language_from_dict(raw: dict) -> Language:

@@ -64,10 +64,10 @@ class GeneratePrograms(PipelineStep):
 
     def __init__(self, stage: str, engine: EngineSpec, domain: str = "web", batch_size: int = 256,
                  truncate_document: bool = False):
-        super().__init__()
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
-        self.name = f"prox {stage}-stage programs"
+        self.name = f"prox {stage}-stage programs"  # before the base class names the step's stats
+        super().__init__()
         self.stage, self.engine_spec, self.domain = stage, engine, domain
         self.batch_size, self.truncate_document = batch_size, truncate_document
 
@@ -76,13 +76,20 @@ class GeneratePrograms(PipelineStep):
         builder = PromptBuilder(spec, load_tokenizer(self.engine_spec.model), self.truncate_document)
         engine = None
         settings = GenerationSettings(spec.doc.max_new_tokens if self.stage == "doc" else spec.chunk.max_new_tokens)
-        started, documents, tokens = time.perf_counter(), 0, 0
+        started, documents, tokens = None, 0, 0
         for batch, end in batches(data, self.batch_size):
             todo = [d for d in batch if needs_request(d, self.stage)]
             if todo:
                 engine = engine or self.engine_spec.create()
+                started = started or time.perf_counter()
                 with self.track_time("batch"):
-                    tokens += self._generate(builder, engine, todo, settings)
+                    tick = time.perf_counter()
+                    prompts = self._prompts(builder, todo)
+                    self.stat_update("prompt_building_ms", value=round(1000 * (time.perf_counter() - tick)))
+                    tick = time.perf_counter()
+                    completions = engine.generate([p for doc_prompts in prompts for p in doc_prompts], settings)
+                    self.stat_update("generation_ms", value=round(1000 * (time.perf_counter() - tick)))
+                    tokens += self._store(todo, prompts, completions)
                 documents += len(todo)
                 elapsed = time.perf_counter() - started
                 logger.info(f"{self.stage} stage: {documents} documents, {tokens} prompt tokens, "
@@ -91,14 +98,15 @@ class GeneratePrograms(PipelineStep):
             if end is not None:
                 yield end
 
-    def _generate(self, builder: PromptBuilder, engine, documents: list[Document], settings) -> int:
-        """Fills in the stage's program of each document; returns the prompt tokens sent."""
+    def _prompts(self, builder: PromptBuilder, documents: list[Document]) -> list[list[Prompt]]:
+        """The prompts of each document: one at the doc stage, one per chunk at the chunk stage."""
         if self.stage == "doc":
-            prompts = [[Prompt(ids=tuple(ids))] for ids in builder.doc_prompt_ids([d.text for d in documents])]
-        else:
-            prompts = [[Prompt(text=p.text) for p in chunks] for chunks in chunk_prompts_of(builder, documents)]
-        flat = [prompt for document_prompts in prompts for prompt in document_prompts]
-        completions = iter(engine.generate(flat, settings))
+            return [[Prompt(ids=tuple(ids))] for ids in builder.doc_prompt_ids([d.text for d in documents])]
+        return [[Prompt(text=p.text) for p in chunks] for chunks in chunk_prompts_of(builder, documents)]
+
+    def _store(self, documents: list[Document], prompts: list[list[Prompt]], completions: list) -> int:
+        """Fills in the stage's program of each document; returns the prompt tokens sent."""
+        completions = iter(completions)
         key = f"{self.stage}_program"
         tokens = 0
         for document, document_prompts in zip(documents, prompts, strict=True):

@@ -99,9 +99,10 @@ class ShardReader(PipelineStep):
                                  "name the text column with --text-key")
             index = 0
             for batch in parquet.iter_batches(batch_size=self.batch_size):
-                for row in batch.to_pylist():
-                    yield self._document(row, shard, index)
-                    index += 1
+                with self.track_time("batch"):
+                    documents = [self._document(row, shard, index + i) for i, row in enumerate(batch.to_pylist())]
+                index += len(documents)
+                yield from documents
 
     def _read_jsonl(self, folder: DataFolder, shard: str) -> Iterator[Document]:
         with folder.open(shard, "rb", compression="infer") as file:
@@ -109,14 +110,16 @@ class ShardReader(PipelineStep):
             for raw in file:
                 if not raw.strip():
                     continue
-                try:
-                    row = orjson.loads(raw)
-                    if not isinstance(row, dict):
-                        raise ValueError(f"a JSON {type(row).__name__}, not an object")
-                    yield self._document(row, shard, index)
-                except (ValueError, orjson.JSONDecodeError) as error:
-                    yield self._unreadable_row(raw, shard, index, error)
+                with self.track_time():
+                    try:
+                        row = orjson.loads(raw)
+                        if not isinstance(row, dict):
+                            raise ValueError(f"a JSON {type(row).__name__}, not an object")
+                        document = self._document(row, shard, index)
+                    except (ValueError, orjson.JSONDecodeError) as error:
+                        document = self._unreadable_row(raw, shard, index, error)
                 index += 1
+                yield document
 
     def _document(self, row: dict, shard: str, index: int) -> Document:
         """A row as a document; a text key `metadata.NAME` reads the text from the metadata."""
