@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT ?= demo-out
+MEMORY_SIZES_MB ?= 100,1000
 # a CPU build of torch, installed before prox so that pip never pulls CUDA builds here
 TORCH ?= torch==2.13.0
 
@@ -35,6 +36,8 @@ lint: install ## ruff only
 bench: install ## Benchmarks (figures printed and written to bench-out/)
 	$(BIN)/python benchmarks/interpreter.py
 	$(BIN)/python benchmarks/chunking.py
+	$(BIN)/python benchmarks/refine_profile.py
+	$(BIN)/python benchmarks/memory.py $(MEMORY_SIZES_MB)
 
 clean: ## Remove the environment and run outputs
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT).log .pytest_cache .ruff_cache
