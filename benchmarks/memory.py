@@ -28,7 +28,8 @@ def build_input(path: Path, megabytes: int) -> int:
     schema = pa.schema([("id", pa.string()), ("text", pa.string()),
                         ("metadata", pa.struct([("doc_program", pa.string()), ("chunk_program", pa.string())]))])
     written, count = 0, 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    # no compression, no dictionary: the file is as large as its text, although the texts repeat
+    with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False) as writer:
         while written < megabytes * 1_000_000:
             group = []
             for _ in range(ROWS_PER_GROUP):

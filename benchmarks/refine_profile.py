@@ -37,17 +37,24 @@ def tiny_model(folder: Path) -> None:
     AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(folder)
 
 
+def _total(value: dict | float | None) -> float:
+    """A datatrove stat's total: stats with one value are written as the bare number."""
+    if isinstance(value, dict):
+        return value.get("total", 0.0)
+    return value or 0.0
+
+
 def step_seconds(stats_file: Path) -> dict[str, float]:
     """Seconds per part, from datatrove's merged stats of the run."""
     parts = dict.fromkeys(("reading", "prompt building", "generation", "execution", "writing"), 0.0)
     for step in json.loads(stats_file.read_text()):
         name, stats = step["name"], step.get("stats", {})
-        seconds = step.get("time_stats", {}).get("total", 0.0)
+        seconds = _total(step.get("time_stats"))
         if "READER" in name:
             parts["reading"] += seconds
         elif "programs" in name:
-            parts["prompt building"] += stats.get("prompt_building_ms", {}).get("total", 0) / 1000
-            parts["generation"] += stats.get("generation_ms", {}).get("total", 0) / 1000
+            parts["prompt building"] += _total(stats.get("prompt_building_ms")) / 1000
+            parts["generation"] += _total(stats.get("generation_ms")) / 1000
         elif "apply" in name:
             parts["execution"] += seconds
         elif "WRITER" in name:
