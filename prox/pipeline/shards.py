@@ -19,7 +19,6 @@ INPUT_EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz")
 EXCLUDED_DIR = "excluded"
 LOGS_DIR = "logs"
 PROMPTS_DIR = "prompts"
-RESERVED_DIRS = (EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR)
 
 
 @dataclass(slots=True)
