@@ -98,11 +98,13 @@ class ShardReader(PipelineStep):
                 raise ValueError(f"no column {self.text_key!r} (columns: {', '.join(names)}); "
                                  "name the text column with --text-key")
             index = 0
-            for batch in parquet.iter_batches(batch_size=self.batch_size):
-                with self.track_time("batch"):
-                    documents = [self._document(row, shard, index + i) for i, row in enumerate(batch.to_pylist())]
-                index += len(documents)
-                yield from documents
+            # one row group at a time: given the whole file, pyarrow reads ahead and memory grows with it
+            for group in range(parquet.num_row_groups):
+                for batch in parquet.iter_batches(batch_size=self.batch_size, row_groups=[group]):
+                    with self.track_time("batch"):
+                        documents = [self._document(row, shard, index + i) for i, row in enumerate(batch.to_pylist())]
+                    index += len(documents)
+                    yield from documents
 
     def _read_jsonl(self, folder: DataFolder, shard: str) -> Iterator[Document]:
         with folder.open(shard, "rb", compression="infer") as file:
