@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_report import machine, save  # noqa: E402
 from reference_style import reference_chunk_prompts  # noqa: E402
 
 TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
@@ -76,16 +76,13 @@ def main() -> None:
                             "TOKENIZERS_PARALLELISM": "true"}
         output = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, check=True)
         runs[threads] = json.loads(output.stdout.strip().splitlines()[-1])
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     first = next(iter(runs.values()))
     print(f"chunking {first['documents']} real documents ({first['lines']} lines, {first['chunks']} chunks) "
-          f"on {machine}")
+          f"on {machine()}")
     print(f"{'tokenizer threads':<20}{'reference docs/s':>18}{'prox docs/s':>14}{'ratio':>8}")
     for threads, run in runs.items():
         print(f"{threads:<20}{run['reference_docs_per_s']:>18.1f}{run['prox_docs_per_s']:>14.1f}{run['ratio']:>7.1f}x")
-    out = ROOT / "bench-out"
-    out.mkdir(exist_ok=True)
-    (out / "chunking.json").write_text(json.dumps({"machine": machine, "runs": runs}, indent=2))
+    save("chunking", {"runs": runs})
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ non-zero if they do not. Prints a table and writes bench-out/interpreter.json.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import random
 import re
 import sys
@@ -21,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_report import machine, save
+
 from prox.execution import Action, Policy, execute_chunk, execute_programs
 from prox.language import load_language, parse_program
 from prox.language.parser import forget_parsed
 
 ROOT = Path(__file__).parents[1]
 SAMPLES = ROOT / "samples" / "cc-programs.jsonl"
-OUT = ROOT / "bench-out"
 SEED = 20240917
 REPEATS = 5
 SAMPLE_DOCUMENTS = 2000
@@ -298,15 +297,6 @@ def prox_stages(docs: list[Doc]) -> dict:
     return {"parse_us_per_doc": parse_s / len(docs) * 1e6, "execute_us_per_doc": execute_s / len(docs) * 1e6}
 
 
-def machine() -> str:
-    processor = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    models = re.findall(r"model name\s*: (.*)", cpuinfo.read_text()) if cpuinfo.exists() else []
-    if models:
-        processor = f"{models[0]} ({processor})"
-    return f"{processor}, {os.cpu_count()} cores, Python {platform.python_version()} ({platform.system()})"
-
-
 def print_table(results: dict) -> None:
     print(f"{'workload':<10}{'docs':>6}{'chars':>8}{'ops':>6}{'prox docs/s':>14}{'reference docs/s':>18}"
           f"{'prox/ref':>10}{'parse us':>10}{'exec us':>9}")
@@ -336,10 +326,8 @@ def main() -> int:
     results = {name: throughput(docs) | prox_stages(docs) for name, docs in workloads.items()}
     print_table(results)
     print("parse us, exec us: prox's time per document parsing both programs, executing the chunk program")
-    OUT.mkdir(exist_ok=True)
-    report = {"machine": machine(), "repeats": REPEATS, "seed": SEED, "stored_agree": stored_agree,
-              "stored_documents": len(samples), "generated_agree": len(checked), "workloads": results}
-    (OUT / "interpreter.json").write_text(json.dumps(report, indent=2))
+    save("interpreter", {"repeats": REPEATS, "seed": SEED, "stored_agree": stored_agree,
+                         "stored_documents": len(samples), "generated_agree": len(checked), "workloads": results})
     return 0
 
 

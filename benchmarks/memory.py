@@ -7,8 +7,6 @@ Usage: python benchmarks/memory.py [SIZES_MB]   (default 100,1000); writes bench
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from bench_report import machine, save
 
 ROOT = Path(__file__).parents[1]
 TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
@@ -67,14 +66,11 @@ def main() -> None:
                                   "dry_run_peak_mib": dry[0], "dry_run_seconds": dry[1],
                                   "apply_peak_mib": applied[0], "apply_seconds": applied[1]}
             print(f"{megabytes} MB of text: {results[megabytes]}", flush=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\npeak RSS (MiB) on {machine}")
+    print(f"\npeak RSS (MiB) on {machine()}")
     print(f"{'input text':<12}{'documents':>11}{'dry run':>10}{'apply':>10}")
     for megabytes, r in results.items():
         print(f"{megabytes:>7} MB  {r['documents']:>11}{r['dry_run_peak_mib']:>10.0f}{r['apply_peak_mib']:>10.0f}")
-    out = ROOT / "bench-out"
-    out.mkdir(exist_ok=True)
-    (out / "memory.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    save("memory", {"results": results})
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ With random weights the model never says EOS, so outputs run to the token limit 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from bench_report import machine, save
 
 ROOT = Path(__file__).parents[1]
 TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
@@ -78,16 +77,13 @@ def main() -> None:
         wall = time.perf_counter() - start
         parts = step_seconds(work / "out" / "logs" / "datatrove" / "stats.json")
     parts["rest (start-up, model loading, executor)"] = wall - sum(parts.values())
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"prox refine, {DOCUMENTS} real documents, tiny random Llama, on {machine}: {wall:.1f} s")
+    print(f"prox refine, {DOCUMENTS} real documents, tiny random Llama, on {machine()}: {wall:.1f} s")
     for part, seconds in parts.items():
         print(f"  {part:<42}{seconds:>8.2f} s {100 * seconds / wall:>6.1f}%")
     pipeline = sum(v for k, v in parts.items() if k not in ("generation",) and not k.startswith("rest"))
     print(f"  reading + prompts + execution + writing: {100 * pipeline / wall:.2f}% of the wall time")
-    out = ROOT / "bench-out"
-    out.mkdir(exist_ok=True)
-    (out / "refine_profile.json").write_text(json.dumps({"machine": machine, "wall_seconds": wall,
-                                                         "seconds": parts}, indent=2))
+    save("refine_profile", {"wall_seconds": wall,
+                                                         "seconds": parts})
 
 
 if __name__ == "__main__":
