@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_report import machine, save  # noqa: E402
 from reference_style import reference_chunk_prompts  # noqa: E402
 
-TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
+TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 

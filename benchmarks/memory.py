@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from bench_report import machine, save
 
 ROOT = Path(__file__).parents[1]
-TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
+TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
 ROWS_PER_GROUP = 5000  # row groups of a few MB, as datasets on the hub are written
 
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from bench_report import machine, save
 
 ROOT = Path(__file__).parents[1]
-TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
+TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
 DOCUMENTS = 16
 
 

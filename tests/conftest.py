@@ -32,7 +32,7 @@ def read_output(out: Path) -> tuple[list[dict], list[dict]]:
     kept = rows(p for p in out.rglob("*.parquet") if p.relative_to(out).parts[0] not in ("excluded", "logs"))
     return kept, rows((out / "excluded").rglob("*.parquet"))
 
-TOKENIZER = ROOT / "tests" / "data" / "llama2-tokenizer"
+TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
 
 
 @pytest.fixture(scope="session")

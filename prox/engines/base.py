@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -9,10 +10,13 @@ from typing import Protocol
 @dataclass(frozen=True)
 class Prompt:
     """A prompt as token ids (sent as they are) or as text (tokenized by the engine with its
-    tokenizer's default special tokens)."""
+    tokenizer's default special tokens). `subject` is the text the prompt presents (the whole
+    document at the doc stage, the chunk's numbered lines at the chunk stage), for engines that
+    read text rather than tokens, like the rules engine."""
 
     ids: tuple[int, ...] | None = None
     text: str | None = None
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,24 +34,44 @@ class Completion:
     error: str | None = None  # why no text was generated (e.g. a prompt longer than the context)
 
 
+class EngineError(Exception):
+    """The engine cannot go on (a server that stays down, a dead GPU): the task fails before its
+    shard is committed, and a rerun resumes it. A prompt the engine cannot serve is not this: it
+    gets a Completion with `error` set."""
+
+
 class Engine(Protocol):
-    """Generates one completion per prompt, in order. Raises only for failures of the whole engine;
-    a prompt it cannot serve gets a Completion with `error` set."""
+    """Generates one completion per prompt, in order. Raises EngineError only for failures of the
+    whole engine."""
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]: ...
 
 
+ENGINES = {
+    "transformers": "prox.engines.transformers_engine:TransformersEngine",
+    "vllm": "prox.engines.vllm_engine:VLLMEngine",
+    "openai": "prox.engines.openai_engine:OpenAIEngine",
+    "rules": "prox.engines.rules_engine:RulesEngine",
+}
+
+
 @dataclass(frozen=True)
 class EngineSpec:
-    """What it takes to build an engine inside a task (engines hold models and cannot be pickled)."""
+    """What it takes to build an engine inside a task (engines hold models and cannot be pickled).
+    `tokenizer` builds the prompts; it is the model's own unless given (the rules engine has no
+    model and chunks with the bundled Llama-2 tokenizer)."""
 
-    kind: str  # "transformers"
+    kind: str  # a key of ENGINES
     model: str
     options: dict = field(default_factory=dict)
+    tokenizer: str | None = None
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.tokenizer or self.model
 
     def create(self) -> Engine:
-        if self.kind == "transformers":
-            from prox.engines.transformers_engine import TransformersEngine
-
-            return TransformersEngine(self.model, **self.options)
-        raise ValueError(f"unknown engine {self.kind!r}")
+        if self.kind not in ENGINES:
+            raise ValueError(f"unknown engine {self.kind!r}; known: {', '.join(ENGINES)}")
+        module, name = ENGINES[self.kind].split(":")
+        return getattr(importlib.import_module(module), name)(self.model, **self.options)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
+
+# The published refiners' tokenizer, shipped with prox (programs/tokenizers/llama2).
+BUNDLED_TOKENIZER = str(resources.files("prox.programs").joinpath("tokenizers", "llama2"))
 
 
 class ModelNotFoundError(Exception):

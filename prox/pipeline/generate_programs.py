@@ -73,7 +73,7 @@ class GeneratePrograms(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         spec = load_prompts(self.domain)
-        builder = PromptBuilder(spec, load_tokenizer(self.engine_spec.model), self.truncate_document)
+        builder = PromptBuilder(spec, load_tokenizer(self.engine_spec.tokenizer_name), self.truncate_document)
         engine = None
         settings = GenerationSettings(spec.doc.max_new_tokens if self.stage == "doc" else spec.chunk.max_new_tokens)
         started, documents, tokens = None, 0, 0
@@ -101,8 +101,10 @@ class GeneratePrograms(PipelineStep):
     def _prompts(self, builder: PromptBuilder, documents: list[Document]) -> list[list[Prompt]]:
         """The prompts of each document: one at the doc stage, one per chunk at the chunk stage."""
         if self.stage == "doc":
-            return [[Prompt(ids=tuple(ids))] for ids in builder.doc_prompt_ids([d.text for d in documents])]
-        return [[Prompt(text=p.text) for p in chunks] for chunks in chunk_prompts_of(builder, documents)]
+            ids = builder.doc_prompt_ids([d.text for d in documents])
+            return [[Prompt(ids=tuple(i), subject=d.text)] for i, d in zip(ids, documents, strict=True)]
+        chunks = chunk_prompts_of(builder, documents)
+        return [[Prompt(text=p.text, subject=p.chunk) for p in document_chunks] for document_chunks in chunks]
 
     def _store(self, documents: list[Document], prompts: list[list[Prompt]], completions: list) -> int:
         """Fills in the stage's program of each document; returns the prompt tokens sent."""

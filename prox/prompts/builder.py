@@ -18,6 +18,7 @@ from prox.prompts.spec import PromptSpec
 class ChunkPrompt:
     index: int  # 0-based chunk of the document
     text: str  # the rendered chat prompt, as the engine receives it
+    chunk: str  # the chunk's numbered lines, as the prompt presents them
 
 
 class PromptBuilder:
@@ -83,7 +84,7 @@ class PromptBuilder:
         lines = self.numbered_lines(text)
         counts = self.line_token_counts(lines) if counts is None else counts
         template = self.spec.chunk.user_template
-        return [ChunkPrompt(index, self.render(template.format(chunk=chunk)))
+        return [ChunkPrompt(index, self.render(template.format(chunk=chunk)), chunk)
                 for index, chunk in enumerate(pack_lines(lines, counts, self.spec.chunk.chunk_tokens))]
 
     def chunk_prompt_ids(self, prompts: list[str]) -> list[list[int]]:
