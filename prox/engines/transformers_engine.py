@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prox.engines.base import Completion, GenerationSettings, Prompt
+from prox.engines.context import fit_to_context, prompt_ids
 from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_message
 
 
@@ -29,19 +30,8 @@ class TransformersEngine:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
-        texts = [i for i, p in enumerate(prompts) if p.ids is None]
-        encoded = self.tokenizer([prompts[i].text for i in texts])["input_ids"] if texts else []
-        ids = [list(p.ids) if p.ids is not None else None for p in prompts]
-        for i, prompt_ids in zip(texts, encoded, strict=True):
-            ids[i] = prompt_ids
-        completions: list[Completion | None] = [None] * len(prompts)
-        servable = []
-        for i, prompt_ids in enumerate(ids):
-            if len(prompt_ids) >= self.context:
-                completions[i] = Completion("", len(prompt_ids), 0, error=f"prompt of {len(prompt_ids)} tokens "
-                                            f"does not fit the model's context of {self.context}")
-            else:
-                servable.append(i)
+        ids = prompt_ids(self.tokenizer, prompts)
+        completions, servable = fit_to_context(ids, self.context)
         servable.sort(key=lambda i: len(ids[i]))
         for batch in self._batches(servable, ids, settings.max_new_tokens):
             for i, completion in zip(batch, self._generate_batch([ids[i] for i in batch], settings), strict=True):

@@ -4,19 +4,22 @@ Documents are taken in batches (a shard's end closes the batch); the step stores
 output in `metadata.doc_program` or `metadata.chunk_program` and leaves execution to
 ApplyPrograms, so `prox apply` on the stored programs gives the same result. Documents that need
 no request (empty text, unreadable input, dropped by the doc program) pass through untouched.
-A prompt the engine cannot serve is recorded in `metadata.prox_engine_error`.
+A prompt the engine cannot serve is recorded in `metadata.prox_engine_error`. The engine runs in
+a thread of its own, one batch ahead of the CPU work, so a GPU is not left waiting for prompts.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
-from prox.engines import EngineSpec, GenerationSettings, Prompt, load_tokenizer
+from prox.engines import Completion, EngineSpec, GenerationSettings, Prompt, load_tokenizer
 from prox.execution import doc_drops
 from prox.language import parse_program
 from prox.pipeline.shards import ShardEnd
@@ -31,6 +34,37 @@ def needs_request(document: Document, stage: str) -> bool:
     if metadata.get("prox_input_error") or metadata.get("prox_engine_error") or not document.text.strip():
         return False
     return stage == "doc" or not doc_drops(parse_program(metadata.get("doc_program"), "doc"))
+
+
+@dataclass
+class _InFlight:
+    """A batch whose completions are being generated."""
+
+    batch: list[Document]
+    end: ShardEnd | None
+    todo: list[Document]  # the documents that sent requests
+    prompts: list[list[Prompt]]
+    result: Future | None  # (completions, seconds of generation)
+
+
+def _generate(engine: Future, prompts: list[Prompt], settings: GenerationSettings) -> tuple[list[Completion], float]:
+    tick = time.perf_counter()
+    completions = engine.result().generate(prompts, settings)
+    return completions, time.perf_counter() - tick
+
+
+class _Progress:
+    """Counts and rates of one stage, logged after every batch."""
+
+    def __init__(self, stage: str):
+        self.stage, self.started, self.documents, self.tokens = stage, time.perf_counter(), 0, 0
+
+    def add(self, documents: int, tokens: int) -> None:
+        self.documents += documents
+        self.tokens += tokens
+        elapsed = time.perf_counter() - self.started
+        logger.info(f"{self.stage} stage: {self.documents} documents, {self.tokens} prompt tokens, "
+                    f"{self.documents / elapsed:.1f} docs/s, {self.tokens / elapsed:.0f} prompt tokens/s")
 
 
 def batches(data: DocumentsPipeline, size: int) -> Iterator[tuple[list[Document], ShardEnd | None]]:
@@ -74,29 +108,44 @@ class GeneratePrograms(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         spec = load_prompts(self.domain)
         builder = PromptBuilder(spec, load_tokenizer(self.engine_spec.tokenizer_name), self.truncate_document)
-        engine = None
         settings = GenerationSettings(spec.doc.max_new_tokens if self.stage == "doc" else spec.chunk.max_new_tokens)
-        started, documents, tokens = None, 0, 0
-        for batch, end in batches(data, self.batch_size):
-            todo = [d for d in batch if needs_request(d, self.stage)]
-            if todo:
-                engine = engine or self.engine_spec.create()
-                started = started or time.perf_counter()
-                with self.track_time("batch"):
+        # One thread owns the engine (built and used there) so generation overlaps the CPU work of
+        # the next batch: reading, prompt building, and the later steps on the previous batch.
+        generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prox-{self.stage}-engine")
+        engine: Future | None = None
+        in_flight: _InFlight | None = None
+        self._progress = _Progress(self.stage)
+        try:
+            for batch, end in batches(data, self.batch_size):
+                todo = [d for d in batch if needs_request(d, self.stage)]
+                prompts: list[list[Prompt]] = []
+                result = None
+                if todo:
+                    engine = engine or generator.submit(self.engine_spec.create)
                     tick = time.perf_counter()
                     prompts = self._prompts(builder, todo)
                     self.stat_update("prompt_building_ms", value=round(1000 * (time.perf_counter() - tick)))
-                    tick = time.perf_counter()
-                    completions = engine.generate([p for doc_prompts in prompts for p in doc_prompts], settings)
-                    self.stat_update("generation_ms", value=round(1000 * (time.perf_counter() - tick)))
-                    tokens += self._store(todo, prompts, completions)
-                documents += len(todo)
-                elapsed = time.perf_counter() - started
-                logger.info(f"{self.stage} stage: {documents} documents, {tokens} prompt tokens, "
-                            f"{documents / elapsed:.1f} docs/s, {tokens / elapsed:.0f} prompt tokens/s")
-            yield from batch
-            if end is not None:
-                yield end
+                    result = generator.submit(_generate, engine, [p for ps in prompts for p in ps], settings)
+                if in_flight is not None:
+                    yield from self._finish(in_flight)
+                in_flight = _InFlight(batch, end, todo, prompts, result)
+            if in_flight is not None:
+                yield from self._finish(in_flight)
+        finally:
+            generator.shutdown(wait=True, cancel_futures=True)
+
+    def _finish(self, done: _InFlight) -> DocumentsPipeline:
+        """Waits for a batch's completions, stores its programs, and passes the batch on."""
+        if done.result is not None:
+            tick = time.perf_counter()
+            completions, seconds = done.result.result()
+            self.stat_update("waiting_for_engine_ms", value=round(1000 * (time.perf_counter() - tick)))
+            self.stat_update("generation_ms", value=round(1000 * seconds))
+            tokens = self._store(done.todo, done.prompts, completions)
+            self._progress.add(len(done.todo), tokens)
+        yield from done.batch
+        if done.end is not None:
+            yield done.end
 
     def _prompts(self, builder: PromptBuilder, documents: list[Document]) -> list[list[Prompt]]:
         """The prompts of each document: one at the doc stage, one per chunk at the chunk stage."""
