@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from prox.cli.engine_options import EngineOptions, engine_options
 from prox.cli.options import config_option, policy_from, policy_options, run_options
 from prox.cli.summary import print_summary
-from prox.engines import EngineSpec, ModelNotFoundError, load_tokenizer
+from prox.engines import EngineError, ModelNotFoundError, load_tokenizer
 from prox.pipeline import ApplyPrograms, NoInputError, ShardReader, ShardStats, ShardWriter, run_shards
 from prox.pipeline.build_prompts import BuildPrompts
 from prox.pipeline.generate_programs import GeneratePrograms
@@ -27,15 +28,8 @@ def stages_of(stage: str) -> tuple[str, ...]:
 @click.option("--chunk-model", help="Chunk-stage model [default: e.g. gair-prox/web-chunk-refining-lm].")
 @click.option("--stage", type=click.Choice(["doc", "chunk", "all"]), default="all", show_default=True,
               help="Which stages run (chunk alone refines every document).")
-@click.option("--engine", type=click.Choice(["auto", "transformers"]), default="auto", show_default=True,
-              help="Generation engine (auto: transformers).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
-              help="Model dtype [default: the model's own].")
-@click.option("--device", default=None, help="torch device for the transformers engine [default: cuda if present].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Documents per generation batch.")
-@click.option("--batch-tokens", type=click.IntRange(min=1), default=32768, show_default=True,
-              help="Prompt plus output tokens per forward batch (transformers engine).")
 @click.option("--limit", type=int, default=-1, help="Read at most this many documents per task (a preview).")
 @click.option("--keep-raw", is_flag=True, help="Keep the input text in metadata.raw_content.")
 @click.option("--truncate-document", is_flag=True,
@@ -45,30 +39,29 @@ def stages_of(stage: str) -> tuple[str, ...]:
               "everything) into OUTPUT/prompts/ and print the totals; needs only the tokenizers.")
 @click.option("--throughput", type=float, default=None,
               help="With --dry-run: prompt tokens per second of your engine, to estimate the generation time.")
+@engine_options
 @policy_options
 def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int, domain: str,
-           doc_model: str | None, chunk_model: str | None, stage: str, engine: str, dtype: str | None,
-           device: str | None, batch_size: int, batch_tokens: int, limit: int, keep_raw: bool,
-           truncate_document: bool, dry_run: bool, throughput: float | None, threshold_1: float,
-           threshold_2: float, error_op: int, min_words: int, strict: bool) -> None:
+           doc_model: str | None, chunk_model: str | None, stage: str, engine: EngineOptions, batch_size: int,
+           limit: int, keep_raw: bool, truncate_document: bool, dry_run: bool, throughput: float | None,
+           threshold_1: float, threshold_2: float, error_op: int, min_words: int, strict: bool) -> None:
     """Refine the documents of INPUT: the doc-stage model keeps or drops each document, the
     chunk-stage model writes line removals and normalizations; kept and modified documents go to
     OUTPUT, dropped ones to OUTPUT/excluded/, with the programs in metadata.doc_program and
     metadata.chunk_program. Rerun the same command to resume."""
     prompts = load_prompts(domain)
-    models = {"doc": doc_model or prompts.doc_model, "chunk": chunk_model or prompts.chunk_model}
-    options = {"dtype": dtype, "device": device, "batch_tokens": batch_tokens}
+    specs = engine.specs(stages_of(stage), {"doc": doc_model, "chunk": chunk_model},
+                         {"doc": prompts.doc_model, "chunk": prompts.chunk_model})
     policy = policy_from(threshold_1, threshold_2, error_op, min_words, strict)
     if dry_run:
         return dry_run_prompts(input_path, output_path, text_key, id_key, tasks, workers, domain,
-                               {s: models[s] for s in stages_of(stage)}, batch_size, limit, truncate_document,
-                               throughput)
+                               {s: spec.tokenizer_name for s, spec in specs.items()}, batch_size, limit,
+                               truncate_document, throughput)
 
     def pipeline(shards: list[str]) -> list:
-        for s in stages_of(stage):  # fail here, with one clear message, rather than inside a task
-            load_tokenizer(models[s])
-        generate = [GeneratePrograms(s, EngineSpec("transformers", models[s], options), domain, batch_size,
-                                     truncate_document) for s in stages_of(stage)]
+        for spec in specs.values():  # fail here, with one clear message, rather than inside a task
+            load_tokenizer(spec.tokenizer_name)
+        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document) for s, spec in specs.items()]
         return [
             ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit),
             *generate,
@@ -77,13 +70,15 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
             ShardStats(output_path),
         ]
 
-    settings = {"command": "refine", "domain": domain, "stages": list(stages_of(stage)),
-                "models": {s: models[s] for s in stages_of(stage)}, "engine": "transformers",
+    settings = {"command": "refine", "domain": domain, "stages": list(specs),
+                "models": {s: spec.model for s, spec in specs.items()},
+                "tokenizers": {s: spec.tokenizer_name for s, spec in specs.items()}, "engine": engine.settings(),
                 "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key,
                 "truncate_document": truncate_document, "limit": limit}
     try:
-        stats = run_shards(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers)
-    except (NoInputError, FileNotFoundError, ModelNotFoundError) as error:
+        stats = run_shards(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers,
+                           devices=engine.devices())
+    except (NoInputError, FileNotFoundError, ModelNotFoundError, EngineError) as error:
         raise click.ClickException(str(error)) from error
     if not stats["ran_shards"]:
         click.echo(f"nothing to do: all {stats['shards']['total']} shards are already done in {output_path}")

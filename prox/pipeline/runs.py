@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
+import multiprocess
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
 
 from prox.pipeline.reader import input_folder_and_files
 from prox.pipeline.shards import LOGS_DIR, PROMPTS_DIR, OutputLayout
@@ -16,6 +19,39 @@ class NoInputError(Exception):
     pass
 
 
+def executor(pipeline: list[PipelineStep], tasks: int, workers: int, logging_dir: str, local_tasks: int = -1,
+             local_rank_offset: int = 0) -> LocalPipelineExecutor:
+    return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                 local_tasks=local_tasks, local_rank_offset=local_rank_offset,
+                                 skip_completed=False)  # shards, not tasks, are the unit of resume
+
+
+def run_on_devices(pipeline: list[PipelineStep], tasks: int, logging_dir: str, devices: list[str]) -> None:
+    """One process per device, each seeing only its own GPUs and running a contiguous share of the
+    tasks. Processes are spawned, not forked nor pooled: CUDA needs a fresh process, and vLLM starts
+    processes of its own, which a pool's daemon workers may not."""
+    context = multiprocess.get_context("spawn")
+    shares = [len(range(i, tasks, len(devices))) for i in range(len(devices))]
+    processes, offset = [], 0
+    for device, share in zip(devices, shares, strict=True):
+        if share:
+            processes.append(context.Process(target=_run_share, args=(device, pipeline, tasks, share, offset,
+                                                                      logging_dir), name=f"prox-gpu-{device}"))
+            offset += share
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode:
+            logger.error(f"the process on CUDA device(s) {process.name[9:]} exited with {process.exitcode}")
+
+
+def _run_share(device: str, pipeline: list[PipelineStep], tasks: int, share: int, offset: int,
+               logging_dir: str) -> None:
+    os.environ["CUDA_VISIBLE_DEVICES"] = device  # before anything in this process touches CUDA
+    executor(pipeline, tasks, 1, logging_dir, local_tasks=share, local_rank_offset=offset).run()
+
+
 def run_shards(
     input_path: str,
     output_path: str,
@@ -24,9 +60,13 @@ def run_shards(
     tasks: int = 1,
     workers: int = 1,
     job: str = "documents",
+    devices: list[str] | None = None,
 ) -> dict:
     """Plans the pending shards, runs `build_pipeline(pending)` on them, writes the run's statistics
     (OUT/stats.json; OUT/prompts/stats.json for the "prompts" job of a dry run).
+
+    `devices`: with more than one, one process per entry (a CUDA_VISIBLE_DEVICES value, e.g. "0" or
+    "2,3") runs its share of the tasks one after the other: data parallel over GPUs.
 
     Returns the statistics, with `ran_shards`: how many shards this call processed.
     """
@@ -37,15 +77,13 @@ def run_shards(
     pending = [shard for shard in shards if not layout.is_done(shard)]
     if pending:
         layout.write_json(f"{LOGS_DIR}/{'settings' if job == 'documents' else job + '-settings'}.json", settings)
-        tasks = max(1, min(tasks, len(pending)))
-        executor = LocalPipelineExecutor(
-            pipeline=build_pipeline(pending),
-            tasks=tasks,
-            workers=max(1, min(workers, tasks)),
-            logging_dir=layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove"),
-            skip_completed=False,  # shards, not tasks, are the unit of resume
-        )
-        executor.run()
+        devices = devices or []
+        tasks = max(1, min(max(tasks, len(devices)), len(pending)))
+        logging_dir = layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove")
+        if len(devices) > 1:
+            run_on_devices(build_pipeline(pending), tasks, logging_dir, devices)
+        else:
+            executor(build_pipeline(pending), tasks, max(1, min(workers, tasks)), logging_dir).run()
     stats = merge_summaries(layout, shards, job) | {"settings": settings, "ran_shards": len(pending)}
     layout.write_json("stats.json" if job == "documents" else f"{PROMPTS_DIR}/stats.json", stats)
     return stats
