@@ -21,13 +21,16 @@ class VLLMEngine:
 
     def __init__(self, model: str, dtype: str | None = None, gpu_memory_utilization: float = 0.9,
                  tensor_parallel_size: int = 1, max_model_len: int | None = None, seed: int = 0,
-                 enforce_eager: bool = False):
+                 enforce_eager: bool = False, fixed_output_tokens: int | None = None):
+        """`fixed_output_tokens`: generate exactly this many tokens, past EOS (benchmarks pin the
+        work this way so that engines compare on equal output)."""
         try:
             from vllm import LLM, SamplingParams
         except ImportError as error:
             raise EngineError("the vllm engine needs vLLM: pip install 'prox[vllm]' on a GPU machine") from error
         self.tokenizer = load_tokenizer(model)
         self.sampling_params = SamplingParams
+        self.fixed_output_tokens = fixed_output_tokens
         try:
             self.llm = LLM(model=model, dtype=dtype or "auto", gpu_memory_utilization=gpu_memory_utilization,
                            tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, seed=seed,
@@ -42,7 +45,8 @@ class VLLMEngine:
         completions, servable = fit_to_context(ids, self.context)
         if servable:
             requests = [{"prompt_token_ids": ids[i]} for i in servable]
-            params = [self._params(min(settings.max_new_tokens, self.context - len(ids[i]))) for i in servable]
+            wanted = self.fixed_output_tokens or settings.max_new_tokens
+            params = [self._params(min(wanted, self.context - len(ids[i]))) for i in servable]
             outputs = self.llm.generate(requests, params, use_tqdm=False)
             for i, output in zip(servable, outputs, strict=True):
                 generated = output.outputs[0]
@@ -50,4 +54,5 @@ class VLLMEngine:
         return completions
 
     def _params(self, max_tokens: int):
-        return self.sampling_params(temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True)
+        return self.sampling_params(temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True,
+                                    ignore_eos=self.fixed_output_tokens is not None)

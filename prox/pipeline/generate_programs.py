@@ -121,7 +121,7 @@ class GeneratePrograms(PipelineStep):
                 prompts: list[list[Prompt]] = []
                 result = None
                 if todo:
-                    engine = engine or generator.submit(self.engine_spec.create)
+                    engine = engine or generator.submit(self._create_engine)
                     tick = time.perf_counter()
                     prompts = self._prompts(builder, todo)
                     self.stat_update("prompt_building_ms", value=round(1000 * (time.perf_counter() - tick)))
@@ -133,6 +133,12 @@ class GeneratePrograms(PipelineStep):
                 yield from self._finish(in_flight)
         finally:
             generator.shutdown(wait=True, cancel_futures=True)
+
+    def _create_engine(self):
+        tick = time.perf_counter()
+        engine = self.engine_spec.create()
+        self.stat_update("engine_start_ms", value=round(1000 * (time.perf_counter() - tick)))
+        return engine
 
     def _finish(self, done: _InFlight) -> DocumentsPipeline:
         """Waits for a batch's completions, stores its programs, and passes the batch on."""

@@ -1,0 +1,171 @@
+"""GPU: `prox refine` with the vLLM engine, both stages, against a loop in the reference's manner and
+against bare `LLM.generate` on the same prompts (needs a CUDA GPU and vLLM; skipped otherwise).
+
+The model is a random-weight Llama of the published refiners' shape (354M: 24 layers, hidden 1280,
+16 heads, 1 KV head, MLP 2048, context 2048), built here, in bfloat16. Output lengths are pinned
+(EOS ignored) to realistic program lengths, so the three do the same work: DOC_TOKENS per document
+("keep_doc()"), CHUNK_TOKENS per chunk (a short remove_lines program). Documents are the bundled
+real web documents, repeated with new ids up to DOCUMENTS.
+
+- prox: the pipeline of `prox refine` (read parquet, both stages, execute, write), in a process of
+  its own; its time excludes the two engines' start-up (their `engine_start_ms`).
+- reference-style: everything loaded, doc prompts built, all generated, executed; chunk prompts
+  built line by line in Python, all generated, executed; everything written at the end.
+- bare: `LLM.generate` alone on prebuilt doc and chunk prompts (no reading, building or writing).
+
+Writes bench-out/vllm_refine.json. Goals: prox >= 1.5x the reference-style loop, >= 90% of bare.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from bench_report import save
+from reference_style import reference_chunk_prompts
+
+ROOT = Path(__file__).parents[1]
+TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
+DOCUMENTS = 4000
+DOC_TOKENS, CHUNK_TOKENS = 5, 40
+SHARDS = 8
+MEMORY_PER_MODEL = 0.4
+
+
+def gpu_ready() -> bool:
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def refiner_shaped_model(folder: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=32000, hidden_size=1280, intermediate_size=2048, num_hidden_layers=24,
+                         num_attention_heads=16, num_key_value_heads=1, max_position_embeddings=2048,
+                         rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(folder)
+
+
+def documents() -> list[dict]:
+    texts = [json.loads(line)["text"] for line in (ROOT / "samples" / "web-documents.jsonl").open()]
+    texts += [json.loads(line)["text"] for line in gzip.open(ROOT / "samples" / "dclm-labeled-281.jsonl.gz", "rt")]
+    texts = [t for t in texts if t.strip()]
+    return [{"id": f"doc-{i}", "text": texts[i % len(texts)]} for i in range(DOCUMENTS)]
+
+
+def run_prox(model: Path, input_folder: Path, output: Path) -> dict:
+    """The refine pipeline in a child process (so its GPU memory is free afterwards)."""
+    code = f"""
+import json, time
+from prox.engines import EngineSpec
+from prox.execution import Policy
+from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter, run_shards
+from prox.pipeline.generate_programs import GeneratePrograms
+model, inp, out = {str(model)!r}, {str(input_folder)!r}, {str(output)!r}
+def spec(tokens):
+    return EngineSpec("vllm", model, {{"dtype": "bfloat16", "gpu_memory_utilization": {MEMORY_PER_MODEL},
+                                      "fixed_output_tokens": tokens}})
+def pipeline(shards):
+    return [ShardReader(inp, out, shards), GeneratePrograms("doc", spec({DOC_TOKENS}), batch_size=1024),
+            GeneratePrograms("chunk", spec({CHUNK_TOKENS}), batch_size=1024), ApplyPrograms(Policy()),
+            ShardWriter(out), ShardStats(out)]
+tick = time.perf_counter()
+stats = run_shards(inp, out, pipeline, {{}})
+print(json.dumps({{"wall_s": time.perf_counter() - tick, "documents": stats["input"]}}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    steps = json.loads((output / "logs" / "datatrove" / "stats.json").read_text())
+    start_ms = 0.0
+    for step in steps:
+        value = step.get("stats", {}).get("engine_start_ms")
+        start_ms += value.get("total", 0) if isinstance(value, dict) else (value or 0)
+    figures["engine_start_s"] = start_ms / 1000
+    figures["seconds"] = figures["wall_s"] - figures["engine_start_s"]
+    return figures
+
+
+def reference_loop_and_bare(model: Path, rows: list[dict], output: Path) -> dict:
+    from transformers import AutoTokenizer
+    from vllm import LLM, SamplingParams
+
+    from prox.execution import execute_programs
+    from prox.prompts import PromptBuilder, load_prompts
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    doc_llm = LLM(model=str(model), dtype="bfloat16", gpu_memory_utilization=MEMORY_PER_MODEL)
+    chunk_llm = LLM(model=str(model), dtype="bfloat16", gpu_memory_utilization=MEMORY_PER_MODEL)
+    doc_params = SamplingParams(temperature=0, max_tokens=DOC_TOKENS, ignore_eos=True)
+    chunk_params = SamplingParams(temperature=0, max_tokens=CHUNK_TOKENS, ignore_eos=True)
+    builder = PromptBuilder(load_prompts("web"), tokenizer)
+
+    tick = time.perf_counter()  # the reference's manner
+    texts = [row["text"] for row in rows]
+    doc_prompts = [{"prompt_token_ids": ids} for ids in builder.doc_prompt_ids(texts)]
+    doc_outputs = doc_llm.generate(doc_prompts, doc_params, use_tqdm=False)
+    doc_programs = [o.outputs[0].text for o in doc_outputs]
+    chunk_prompts = [reference_chunk_prompts(text, tokenizer) for text in texts]
+    flat = [p for prompts in chunk_prompts for p in prompts]
+    chunk_outputs = iter(chunk_llm.generate(flat, chunk_params, use_tqdm=False))
+    results = []
+    for text, doc_program, prompts in zip(texts, doc_programs, chunk_prompts, strict=True):
+        chunk_program = "\n".join(next(chunk_outputs).outputs[0].text for _ in prompts)
+        results.append(execute_programs(text, doc_program, chunk_program).text)
+    pq.write_table(pa.table({"text": results}), output)
+    reference = time.perf_counter() - tick
+
+    tick = time.perf_counter()  # bare generation on the same prompts
+    doc_llm.generate(doc_prompts, doc_params, use_tqdm=False)
+    chunk_llm.generate(flat, chunk_params, use_tqdm=False)
+    bare = time.perf_counter() - tick
+    prompt_tokens = sum(len(p["prompt_token_ids"]) for p in doc_prompts)
+    prompt_tokens += sum(len(ids) for ids in tokenizer(flat)["input_ids"])
+    return {"reference_s": reference, "bare_s": bare, "prompt_tokens": prompt_tokens, "chunk_prompts": len(flat)}
+
+
+def main() -> None:
+    if not gpu_ready():
+        print("vllm_refine: no CUDA GPU or no vLLM here; skipped (run `make bench` on a GPU machine)")
+        return
+    import torch
+
+    rows = documents()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        refiner_shaped_model(scratch / "model")
+        (scratch / "input").mkdir()
+        for i in range(SHARDS):
+            pq.write_table(pa.Table.from_pylist(rows[i::SHARDS]), scratch / "input" / f"shard-{i}.parquet")
+        prox = run_prox(scratch / "model", scratch / "input", scratch / "prox-out")
+        others = reference_loop_and_bare(scratch / "model", rows, scratch / "reference.parquet")
+    figures = {
+        "gpu": torch.cuda.get_device_name(0), "documents": len(rows), "prompt_tokens": others["prompt_tokens"],
+        "chunk_prompts": others["chunk_prompts"], "pinned_output_tokens": {"doc": DOC_TOKENS, "chunk": CHUNK_TOKENS},
+        "seconds": {"prox": prox["seconds"], "reference_style": others["reference_s"],
+                    "bare_generate": others["bare_s"]},
+        "prox_engine_start_s": prox["engine_start_s"], "prox_wall_s": prox["wall_s"],
+    }
+    figures["documents_per_s"] = {k: len(rows) / v for k, v in figures["seconds"].items()}
+    figures["prompt_tokens_per_s"] = {k: others["prompt_tokens"] / v for k, v in figures["seconds"].items()}
+    figures["prox_vs_reference"] = others["reference_s"] / prox["seconds"]
+    figures["prox_share_of_bare"] = others["bare_s"] / prox["seconds"]
+    print(json.dumps(figures, indent=2))
+    save("vllm_refine", figures)
+
+
+if __name__ == "__main__":
+    main()
