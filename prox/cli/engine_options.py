@@ -75,6 +75,8 @@ class EngineOptions:
             return {s: EngineSpec("rules", s, tokenizer=models[s] or BUNDLED_TOKENIZER) for s in stages}
         if kind == "openai" and not self.endpoint:
             raise click.UsageError("--engine openai needs --endpoint URL")
+        if kind == "vllm" and not importlib.util.find_spec("vllm"):
+            raise click.UsageError("--engine vllm needs vLLM, on a machine with a CUDA GPU: pip install 'prox[vllm]'")
         if self.api_key:  # the key travels in the environment, never in the pipeline datatrove logs
             os.environ["PROX_API_KEY"] = self.api_key
         options = {
