@@ -15,7 +15,7 @@ from prox.engines import BUNDLED_TOKENIZER, EngineSpec
 ENGINE_KINDS = ["auto", "transformers", "vllm", "openai", "rules"]
 
 _OPTIONS = [
-    click.option("--engine", "kind", type=click.Choice(ENGINE_KINDS), default="auto", show_default=True,
+    click.option("--engine", type=click.Choice(ENGINE_KINDS), default="auto", show_default=True,
                  help="Generation engine. auto: vllm when it is installed and a GPU is present, else "
                  "transformers. openai: an OpenAI-compatible server (--endpoint). rules: the heuristic "
                  "baseline written as programs (no model)."),
@@ -117,8 +117,9 @@ def engine_options(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def with_engine(*args, **kwargs):
-        names = EngineOptions.__dataclass_fields__
-        kwargs["engine"] = EngineOptions(**{name: kwargs.pop(name) for name in list(kwargs) if name in names})
+        values = {"kind": kwargs.pop("engine")}  # --engine is the kind; the command gets all of them
+        values |= {name: kwargs.pop(name) for name in list(kwargs) if name in EngineOptions.__dataclass_fields__}
+        kwargs["engine"] = EngineOptions(**values)
         return command(*args, **kwargs)
 
     for option in reversed(_OPTIONS):
