@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install prox with its test tools (CPU only)
 
-demo: install ## Re-run the stored programs of bundled real web documents, then show the summary and one document
+demo: install ## Refine bundled real web documents with the rules engine (offline), then show the summary and one document
 	rm -rf $(DEMO_OUT)
-	$(BIN)/prox apply --input samples/cc-programs.jsonl --output $(DEMO_OUT) 2> $(DEMO_OUT).log
+	$(BIN)/prox refine --engine rules --input samples/web-documents.jsonl --output $(DEMO_OUT) --keep-raw 2> $(DEMO_OUT).log
 	$(BIN)/python samples/show_document.py $(DEMO_OUT)
 
 test: install ## Lint and run the test suite (CPU only, no network)
