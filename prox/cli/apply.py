@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
+from prox.cli.jobs import run_job
 from prox.cli.options import policy_from, policy_options, run_options
 from prox.cli.summary import print_summary
-from prox.pipeline import ApplyPrograms, NoInputError, ShardReader, ShardStats, ShardWriter, run_shards
+from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
 
 
 @click.command()
 @run_options
 @policy_options
-def apply(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,
+def apply(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int, overwrite: bool,
           threshold_1: float, threshold_2: float, error_op: int, min_words: int, strict: bool) -> None:
     """Execute the programs stored in each document's metadata (doc_program, then chunk_program) on
     its text, and write kept and modified documents to OUTPUT, dropped ones to OUTPUT/excluded/.
@@ -30,10 +31,7 @@ def apply(input_path: str, output_path: str, text_key: str, id_key: str, tasks: 
         ]
 
     settings = {"command": "apply", "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key}
-    try:
-        stats = run_shards(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers)
-    except (NoInputError, FileNotFoundError) as error:
-        raise click.ClickException(str(error)) from error
+    stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers, overwrite=overwrite)
     if not stats["ran_shards"]:
         click.echo(f"nothing to do: all {stats['shards']['total']} shards are already done in {output_path}")
     print_summary(stats)

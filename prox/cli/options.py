@@ -50,6 +50,8 @@ def run_options(command: Callable) -> Callable:
                      help="Number of tasks the shards are split into."),
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Tasks run at the same time."),
+        click.option("--overwrite", is_flag=True,
+                     help="Delete the results already in OUTPUT and start over (needed to change settings)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from prox.cli.engine_options import EngineOptions, engine_options
+from prox.cli.jobs import run_job
 from prox.cli.options import config_option, policy_from, policy_options, run_options
 from prox.cli.summary import print_summary
-from prox.engines import EngineError, ModelNotFoundError, load_tokenizer
-from prox.pipeline import ApplyPrograms, NoInputError, ShardReader, ShardStats, ShardWriter, run_shards
+from prox.engines import load_tokenizer
+from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
 from prox.pipeline.build_prompts import BuildPrompts
 from prox.pipeline.generate_programs import GeneratePrograms
 from prox.prompts import load_prompts
@@ -41,7 +42,8 @@ def stages_of(stage: str) -> tuple[str, ...]:
               help="With --dry-run: prompt tokens per second of your engine, to estimate the generation time.")
 @engine_options
 @policy_options
-def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int, domain: str,
+def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,
+           overwrite: bool, domain: str,
            doc_model: str | None, chunk_model: str | None, stage: str, engine: EngineOptions, batch_size: int,
            limit: int, keep_raw: bool, truncate_document: bool, dry_run: bool, throughput: float | None,
            threshold_1: float, threshold_2: float, error_op: int, min_words: int, strict: bool) -> None:
@@ -54,7 +56,7 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
                          {"doc": prompts.doc_model, "chunk": prompts.chunk_model})
     policy = policy_from(threshold_1, threshold_2, error_op, min_words, strict)
     if dry_run:
-        return dry_run_prompts(input_path, output_path, text_key, id_key, tasks, workers, domain,
+        return dry_run_prompts(input_path, output_path, text_key, id_key, tasks, workers, overwrite, domain,
                                {s: spec.tokenizer_name for s, spec in specs.items()}, batch_size, limit,
                                truncate_document, throughput)
 
@@ -74,12 +76,9 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
                 "models": {s: spec.model for s, spec in specs.items()},
                 "tokenizers": {s: spec.tokenizer_name for s, spec in specs.items()}, "engine": engine.settings(),
                 "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key,
-                "truncate_document": truncate_document, "limit": limit}
-    try:
-        stats = run_shards(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers,
-                           devices=engine.devices())
-    except (NoInputError, FileNotFoundError, ModelNotFoundError, EngineError) as error:
-        raise click.ClickException(str(error)) from error
+                "truncate_document": truncate_document, "keep_raw": keep_raw, "limit": limit}
+    stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers,
+                    devices=engine.devices(), overwrite=overwrite)
     if not stats["ran_shards"]:
         click.echo(f"nothing to do: all {stats['shards']['total']} shards are already done in {output_path}")
     print_summary(stats)
@@ -88,8 +87,8 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
 
 
 def dry_run_prompts(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,
-                    domain: str, models: dict[str, str], batch_size: int, limit: int, truncate_document: bool,
-                    throughput: float | None) -> None:
+                    overwrite: bool, domain: str, models: dict[str, str], batch_size: int, limit: int,
+                    truncate_document: bool, throughput: float | None) -> None:
     """Writes the prompts of every document to OUTPUT/prompts/ and prints what generating them takes."""
 
     def pipeline(shards: list[str]) -> list:
@@ -104,10 +103,8 @@ def dry_run_prompts(input_path: str, output_path: str, text_key: str, id_key: st
 
     settings = {"command": "refine --dry-run", "domain": domain, "models": models,
                 "truncate_document": truncate_document, "limit": limit, "text_key": text_key}
-    try:
-        stats = run_shards(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers, job="prompts")
-    except (NoInputError, FileNotFoundError, ModelNotFoundError) as error:
-        raise click.ClickException(str(error)) from error
+    stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers, job="prompts",
+                    overwrite=overwrite)
     click.echo(f"\nprompts in {output_path}/prompts/ (shards: {stats['shards']['done']}/{stats['shards']['total']} "
                f"done, {stats['shards']['failed']} failed)")
     click.echo(f"{'documents':<20}{stats['input']:>14,}")

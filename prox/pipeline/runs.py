@@ -11,6 +11,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
 from prox.pipeline.reader import input_folder_and_files
+from prox.pipeline.run_guard import check_settings, clear_output, output_lock
 from prox.pipeline.shards import LOGS_DIR, PROMPTS_DIR, OutputLayout
 from prox.pipeline.stats import merge_summaries
 
@@ -61,12 +62,15 @@ def run_shards(
     workers: int = 1,
     job: str = "documents",
     devices: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Plans the pending shards, runs `build_pipeline(pending)` on them, writes the run's statistics
     (OUT/stats.json; OUT/prompts/stats.json for the "prompts" job of a dry run).
 
     `devices`: with more than one, one process per entry (a CUDA_VISIBLE_DEVICES value, e.g. "0" or
     "2,3") runs its share of the tasks one after the other: data parallel over GPUs.
+    The run holds the output's lock throughout; settings that differ from the output's are refused
+    (SettingsChangedError) unless `overwrite`, which deletes the job's earlier results first.
 
     Returns the statistics, with `ran_shards`: how many shards this call processed.
     """
@@ -74,16 +78,25 @@ def run_shards(
     if not shards:
         raise NoInputError(f"no input files (.parquet, .jsonl, .jsonl.gz, .json.gz) under {input_path}")
     layout = OutputLayout(output_path, job)
-    pending = [shard for shard in shards if not layout.is_done(shard)]
-    if pending:
-        layout.write_json(f"{LOGS_DIR}/{'settings' if job == 'documents' else job + '-settings'}.json", settings)
-        devices = devices or []
-        tasks = max(1, min(max(tasks, len(devices)), len(pending)))
-        logging_dir = layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove")
-        if len(devices) > 1:
-            run_on_devices(build_pipeline(pending), tasks, logging_dir, devices)
-        else:
-            executor(build_pipeline(pending), tasks, max(1, min(workers, tasks)), logging_dir).run()
-    stats = merge_summaries(layout, shards, job) | {"settings": settings, "ran_shards": len(pending)}
+    settings_name = f"{LOGS_DIR}/{'settings' if job == 'documents' else job + '-settings'}.json"
+    with output_lock(layout, output_path):
+        if overwrite:
+            clear_output(layout, job)
+        check_settings(layout, settings_name, settings, output_path)
+        pending = [shard for shard in shards if not layout.is_done(shard)]
+        if pending:
+            layout.write_json(settings_name, settings)
+            devices = devices or []
+            tasks = max(1, min(max(tasks, len(devices)), len(pending)))
+            logging_dir = layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove")
+            if len(devices) > 1:
+                run_on_devices(build_pipeline(pending), tasks, logging_dir, devices)
+            else:
+                executor(build_pipeline(pending), tasks, max(1, min(workers, tasks)), logging_dir).run()
+        return _write_stats(layout, shards, job, settings, len(pending))
+
+
+def _write_stats(layout: OutputLayout, shards: list[str], job: str, settings: dict, ran: int) -> dict:
+    stats = merge_summaries(layout, shards, job) | {"settings": settings, "ran_shards": ran}
     layout.write_json("stats.json" if job == "documents" else f"{PROMPTS_DIR}/stats.json", stats)
     return stats
