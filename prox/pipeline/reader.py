@@ -66,7 +66,7 @@ class ShardReader(PipelineStep):
                 break
             rows, complete = 0, True
             try:
-                for document in self._read(folder, shard):
+                for document in self.documents_of(folder, shard):
                     if rows >= budget:
                         complete = False
                         break
@@ -83,7 +83,8 @@ class ShardReader(PipelineStep):
             budget -= rows
             yield shard_end(shard, rows, complete=complete)
 
-    def _read(self, folder: DataFolder, shard: str) -> Iterator[Document]:
+    def documents_of(self, folder: DataFolder, shard: str) -> Iterator[Document]:
+        """Every row of one input file as a document, in order; raises if the file cannot be read."""
         if shard.endswith(".parquet"):
             yield from self._read_parquet(folder, shard)
         else:
