@@ -7,6 +7,7 @@ import click
 from prox import __version__
 from prox.cli.apply import apply
 from prox.cli.refine import refine
+from prox.cli.serve import serve
 from prox.cli.stats import stats
 
 
@@ -20,3 +21,4 @@ def main() -> None:
 main.add_command(refine)
 main.add_command(apply)
 main.add_command(stats)
+main.add_command(serve)

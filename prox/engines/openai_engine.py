@@ -1,0 +1,275 @@
+"""Engine on an OpenAI-compatible completions server: `vllm serve`, `prox serve`, a hosted endpoint.
+
+Each prompt is one `POST {endpoint}/v1/completions` (greedy, n=1), sent as token ids when the
+prompt has them (vLLM and `prox serve` accept a list of ids) and as text otherwise, so the server
+tokenizes it the way a local engine would. Requests run `concurrency` at a time, each worker thread
+on its own keep-alive connection.
+
+Before the first request the engine reads `GET {endpoint}/v1/models`: a refused key stops it at
+once, and the model's `max_model_len` (vLLM and `prox serve` report it) caps each id prompt's
+generation at the context's end, as the reference's offline vLLM did; vLLM's server would otherwise
+refuse every prompt whose length plus `max_tokens` exceeds the context (the doc stage asks for 2000
+new tokens). An id prompt that leaves no room gets a Completion error without a request. Text
+prompts (the chunk stage's, well under the context with their 256 new tokens) go as they are:
+`prox serve` caps them itself, vLLM refuses one that does not fit, and that prompt records why.
+
+Failure policy:
+- Connection errors, timeouts, HTTP 408, 429 and 5xx (but 501 and 505) are the server's trouble,
+  not the prompt's: retried up to `retries` times after `backoff * 2**attempt` seconds (at most 60,
+  plus a little jitter; a `Retry-After` is honoured), then EngineError, so the task fails before its
+  shard is committed and a rerun resumes it. A keep-alive connection the server closed while idle
+  is reopened once without counting as a failure.
+- Any other 4xx (a prompt longer than the context, a body too large) is the server refusing this
+  prompt: no retry, the prompt gets a Completion error with the server's message. A 2xx that is
+  not a completion (not JSON, no choices) is recorded the same way.
+- 401, 403, 404, 405, 501 and redirects speak of the configuration (key, model name, URL) rather
+  than of a document. When every prompt of a call gets one, the engine raises EngineError naming
+  the likely cause instead of recording each document as a failure. When some prompts of the call
+  were served the configuration works, so the rejected ones are recorded like any other rejection
+  (a gateway may well answer 403 to one document's content).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import socket
+import textwrap
+import threading
+import urllib.parse
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import orjson
+from datatrove.utils.logging import logger
+
+from prox.engines.base import Completion, EngineError, GenerationSettings, Prompt
+
+MAX_BACKOFF_S = 60.0
+RETRIED_STATUSES = {408, 429}  # and every 5xx but these:
+NOT_IMPLEMENTED = {501, 505}
+CONFIGURATION_STATUSES = {401, 403, 404, 405, *NOT_IMPLEMENTED}  # and every 3xx: http.client follows no redirects
+MESSAGE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    location: str | None = None
+
+
+class OpenAIEngine:
+    """`model` is the name the server knows the model by (for vLLM, the path or hub name it was started
+    with, or its --served-model-name). The key is `api_key`, else the environment's PROX_API_KEY, else
+    OPENAI_API_KEY (as the openai client does: it is sent to whatever endpoint is named). `context`
+    caps generation for servers that do not report the model's max_model_len."""
+
+    def __init__(self, model: str, endpoint: str, api_key: str | None = None, concurrency: int = 16,
+                 timeout: float = 600.0, retries: int = 5, backoff: float = 1.0, context: int | None = None):
+        parts = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint must be an http(s) URL like http://host:8000, not {endpoint!r}")
+        path = parts.path.rstrip("/")
+        self.base_path = path[: -len("/v1")] if path.endswith("/v1") else path
+        self.endpoint = f"{parts.scheme}://{parts.netloc}{self.base_path}"
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.model, self.timeout, self.retries, self.backoff = model, timeout, retries, backoff
+        self.concurrency, self.context = concurrency, context
+        key = api_key or os.environ.get("PROX_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if key:
+            self.headers["Authorization"] = f"Bearer {key}"
+        self.served_models: list[str] | None = None
+        self._checked = False
+        self._lock = threading.Lock()  # the pool and the set of connections
+        self._check_lock = threading.Lock()
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+        self._connections: set[http.client.HTTPConnection] = set()
+
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
+        if not prompts:
+            return []
+        self._check_server()
+        with self._lock:
+            self._pool = self._pool or ThreadPoolExecutor(self.concurrency, thread_name_prefix="prox-openai")
+        stop = threading.Event()  # set when one prompt gives up, so the others stop retrying
+        futures = [self._pool.submit(self._complete, p, settings.max_new_tokens, stop) for p in prompts]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            stop.set()
+            self.close()  # the other requests are abandoned: the task fails
+            raise failed.exception()
+        results = [f.result() for f in futures]
+        self._raise_if_misconfigured(results)
+        return [completion for completion, _ in results]
+
+    def close(self) -> None:
+        """Stops the worker threads and closes their connections, waking any thread blocked on a reply
+        (else the interpreter would wait for it at exit, up to `timeout`)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            connections, self._connections = self._connections, set()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for connection in connections:
+            if connection.sock is not None:
+                try:
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _complete(self, prompt: Prompt, max_new_tokens: int, stop: threading.Event) -> tuple[Completion, int | None]:
+        """One prompt's Completion, with the HTTP status of a rejection (None when served)."""
+        tokens = len(prompt.ids) if prompt.ids is not None else 0
+        max_tokens = max_new_tokens
+        if prompt.ids is not None and self.context:
+            if tokens >= self.context:
+                return Completion("", tokens, 0, error=f"prompt of {tokens} tokens does not fit the model's context "
+                                  f"of {self.context}"), None
+            max_tokens = min(max_new_tokens, self.context - tokens)
+        payload = {"model": self.model, "prompt": list(prompt.ids) if prompt.ids is not None else prompt.text,
+                   "max_tokens": max_tokens, "temperature": 0, "n": 1}
+        reply = self._send("POST", "/v1/completions", orjson.dumps(payload), stop)
+        if not 200 <= reply.status < 300:
+            if 300 <= reply.status < 400:
+                reason = f"redirected to {reply.location or 'an unnamed location'}"
+            else:
+                reason = message_of(reply.body) or "no message"
+            return Completion("", tokens, 0, error=f"server rejected the request (HTTP {reply.status}): {reason}"), (
+                reply.status)
+        try:
+            body = orjson.loads(reply.body)
+            text = body["choices"][0]["text"]
+            if not isinstance(text, str):
+                raise TypeError(f"choices[0].text is {type(text).__name__}, not a string")
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as error:
+            return Completion("", tokens, 0, error=f"malformed response from the server (HTTP 200): "
+                              f"{type(error).__name__}: {shorten(str(error))}"), None
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        prompt_tokens = usage.get("prompt_tokens")
+        output_tokens = usage.get("completion_tokens")
+        return Completion(text.strip(" "), prompt_tokens if isinstance(prompt_tokens, int) else tokens,
+                          output_tokens if isinstance(output_tokens, int) else 0), None
+
+    def _raise_if_misconfigured(self, results: list[tuple[Completion, int | None]]) -> None:
+        statuses = [status for _, status in results]
+        if not all(s is not None and (s in CONFIGURATION_STATUSES or 300 <= s < 400) for s in statuses):
+            return
+        status, error = statuses[0], results[0][0].error
+        if status in (401, 403):
+            advice = "check the API key (--api-key, or PROX_API_KEY / OPENAI_API_KEY in the environment)"
+        elif status == 404:
+            listed = f"; the server lists {', '.join(self.served_models)}" if self.served_models else ""
+            advice = f"check the model name ({self.model!r}{listed}) and the endpoint URL"
+        else:
+            advice = "check the endpoint URL"
+        raise EngineError(f"{self.endpoint} refused all {len(results)} requests of this batch; {advice}. "
+                          f"First refusal: {error}")
+
+    def _check_server(self) -> None:
+        """Reads the model list once: a refused key raises, the model's context is noted."""
+        with self._check_lock:
+            if self._checked:
+                return
+            reply = self._send("GET", "/v1/models", None, threading.Event())
+            if reply.status in (401, 403):
+                raise EngineError(f"{self.endpoint} refused the API key (HTTP {reply.status}: "
+                                  f"{message_of(reply.body) or 'no message'}); check --api-key, or PROX_API_KEY / "
+                                  "OPENAI_API_KEY in the environment")
+            self._checked = True
+            if reply.status != 200:  # not every server lists its models
+                return
+            try:
+                models = [m for m in orjson.loads(reply.body)["data"] if isinstance(m, dict)]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                return
+            self.served_models = [str(m.get("id")) for m in models]
+            ours = next((m for m in models if m.get("id") == self.model), None)
+            if ours is None:
+                logger.warning(f"{self.endpoint} does not list model {self.model!r} (it lists "
+                               f"{', '.join(self.served_models) or 'none'}); requests may be refused")
+            elif self.context is None and isinstance(ours.get("max_model_len"), int):
+                self.context = ours["max_model_len"]
+
+    def _send(self, method: str, path: str, body: bytes | None, stop: threading.Event) -> _Reply:
+        """The reply to one request, retrying the server's transient failures; EngineError when they persist."""
+        last = ""
+        for attempt in range(self.retries + 1):
+            retry_after = None
+            try:
+                reply, retry_after = self._exchange(method, path, body)
+            except (OSError, http.client.HTTPException) as error:
+                last = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            else:
+                if reply.status not in RETRIED_STATUSES and (reply.status < 500 or reply.status in NOT_IMPLEMENTED):
+                    return reply
+                last = f"HTTP {reply.status}: {message_of(reply.body) or 'no message'}"
+            if attempt == self.retries or stop.is_set():
+                break
+            delay = min(MAX_BACKOFF_S, max(self.backoff * 2**attempt, retry_after or 0.0))
+            delay *= 1 + 0.1 * random.random()
+            logger.warning(f"{self.endpoint}{path}: {last}; retry {attempt + 1} of {self.retries} in {delay:.1f} s")
+            if stop.wait(delay):
+                break
+        raise EngineError(f"{self.endpoint}{path} failed {attempt + 1} times; last error: {last}")
+
+    def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[_Reply, float | None]:
+        """One request on this thread's keep-alive connection: (reply, Retry-After seconds)."""
+        for reopened in (False, True):
+            connection = getattr(self._local, "connection", None)
+            reused = connection is not None and connection.sock is not None
+            if connection is None:
+                connection = self._local.connection = self._connect()
+            try:
+                connection.request(method, self.base_path + path, body=body, headers=self.headers)
+                response = connection.getresponse()
+                data = response.read()
+            except ConnectionError:
+                connection.close()
+                if reused and not reopened:  # the server closed it while it was idle: reopen, no failure
+                    continue
+                raise
+            except BaseException:
+                connection.close()  # a half-done exchange leaves the connection unusable
+                raise
+            return _Reply(response.status, data, response.getheader("Location")), _seconds(
+                response.getheader("Retry-After"))
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        connection = kind(self.host, self.port, timeout=self.timeout)
+        with self._lock:
+            self._connections.add(connection)
+        return connection
+
+
+def message_of(body: bytes) -> str:
+    """The message of an error body: OpenAI's and vLLM's `{"error": {"message": ...}}`, vLLM's older
+    `{"message": ...}`, FastAPI's `{"detail": ...}`, or the text itself; shortened."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return shorten(body.decode("utf-8", errors="replace"))
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            data = error.get("message") or error.get("detail") or error
+        else:
+            data = error
+    return shorten(data if isinstance(data, str) else orjson.dumps(data).decode())
+
+
+def shorten(text: str) -> str:
+    return textwrap.shorten(text, MESSAGE_CHARS, placeholder=" ...") if text.strip() else ""
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:  # an HTTP date: the backoff applies
+        return None
