@@ -482,9 +482,8 @@ def test_refine_with_openai_engine_matches_transformers(served, tiny_model, tmp_
     shards.mkdir()
     for index in range(2):
         pq.write_table(pa.Table.from_pylist(rows[index::2]), shards / f"shard-{index}.parquet")
-    # one document per batch: the transformers engine caps a batch at its longest prompt's room, the server
-    # caps each prompt at its own, and the tiny random model always writes to the cap
-    common = ("refine", "--input", str(shards), "--doc-model", model, "--chunk-model", model, "--batch-size", "1")
+    # whole shards in one batch: each engine's output for a prompt must not depend on its batch-mates
+    common = ("refine", "--input", str(shards), "--doc-model", model, "--chunk-model", model, "--batch-size", "8")
     run_prox(*common, "--output", str(tmp_path / "local"), "--engine", "transformers", "--dtype", "float32")
     run_prox(*common, "--output", str(tmp_path / "remote"), "--engine", "openai", "--endpoint", url)
 

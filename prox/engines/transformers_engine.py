@@ -8,7 +8,9 @@ from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_me
 
 
 class TransformersEngine:
-    """Left-padded batches of similar length, `batch_tokens` prompt-plus-output tokens per batch."""
+    """Left-padded batches of similar length, `batch_tokens` prompt-plus-output tokens per batch.
+    A prompt's output does not depend on its batch-mates: one that the batch's cap (set by its
+    longest prompt) may have cut short is generated again on its own."""
 
     def __init__(self, model: str, dtype: str | None = None, device: str | None = None,
                  batch_tokens: int = 32768):
@@ -34,9 +36,16 @@ class TransformersEngine:
         completions, servable = fit_to_context(ids, self.context)
         servable.sort(key=lambda i: len(ids[i]))
         for batch in self._batches(servable, ids, settings.max_new_tokens):
+            batch_cap = self._cap([ids[i] for i in batch], settings)
             for i, completion in zip(batch, self._generate_batch([ids[i] for i in batch], settings), strict=True):
+                if completion.output_tokens >= batch_cap and self._cap([ids[i]], settings) > batch_cap:
+                    completion = self._generate_batch([ids[i]], settings)[0]  # cut short by a longer batch-mate
                 completions[i] = completion
         return completions
+
+    def _cap(self, batch: list[list[int]], settings: GenerationSettings) -> int:
+        """New tokens a batch may generate: never past the context (vLLM's rule), for its longest prompt."""
+        return min(settings.max_new_tokens, self.context - max(len(ids) for ids in batch))
 
     def _batches(self, order: list[int], ids: list[list[int]], max_new_tokens: int):
         batch: list[int] = []
@@ -54,7 +63,7 @@ class TransformersEngine:
         width = max(len(ids) for ids in batch)
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in batch], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
-        max_new = min(settings.max_new_tokens, self.context - width)  # as vLLM: never past the context
+        max_new = self._cap(batch, settings)
         with torch.inference_mode():
             output = self.model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
                                          max_new_tokens=max_new, pad_token_id=self.pad_id,
