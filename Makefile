@@ -38,6 +38,7 @@ bench: install ## Benchmarks (figures printed and written to bench-out/)
 	$(BIN)/python benchmarks/chunking.py
 	$(BIN)/python benchmarks/refine_profile.py
 	$(BIN)/python benchmarks/memory.py $(MEMORY_SIZES_MB)
+	$(BIN)/python benchmarks/rules_agreement.py
 	$(BIN)/python benchmarks/vllm_refine.py
 
 clean: ## Remove the environment and run outputs

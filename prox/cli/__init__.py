@@ -9,6 +9,7 @@ from prox.cli.apply import apply
 from prox.cli.refine import refine
 from prox.cli.serve import serve
 from prox.cli.stats import stats
+from prox.cli.verify import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,4 +22,5 @@ def main() -> None:
 main.add_command(refine)
 main.add_command(apply)
 main.add_command(stats)
+main.add_command(verify)
 main.add_command(serve)
