@@ -43,6 +43,9 @@ _OPTIONS = [
                  help="Requests in flight per stage (openai)."),
     click.option("--request-timeout", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
                  help="Seconds before a request is abandoned and retried (openai)."),
+    click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True,
+                 help="Retries of a request after a connection error, timeout or 5xx, 1, 2, 4... s apart; "
+                 "then the task fails and a rerun resumes it (openai)."),
 ]
 
 
@@ -61,6 +64,7 @@ class EngineOptions:
     api_key: str | None = None
     concurrency: int = 16
     request_timeout: float = 600.0
+    retries: int = 5
 
     def resolved_kind(self) -> str:
         if self.kind != "auto":
@@ -83,7 +87,7 @@ class EngineOptions:
             "transformers": {"dtype": self.dtype, "device": self.device, "batch_tokens": self.batch_tokens},
             "vllm": {"dtype": self.dtype, "gpu_memory_utilization": self.gpu_memory_utilization / len(stages),
                      "tensor_parallel_size": self.tensor_parallel_size, "max_model_len": self.max_model_len},
-            "openai": {"concurrency": self.concurrency, "timeout": self.request_timeout},
+            "openai": {"concurrency": self.concurrency, "timeout": self.request_timeout, "retries": self.retries},
         }[kind]
         specs = {}
         for stage in stages:

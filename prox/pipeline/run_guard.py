@@ -27,8 +27,8 @@ from prox.pipeline.shards import EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR, OutputLayo
 LOCK_NAME = f"{LOGS_DIR}/run.lock"
 # Settings that change how fast a run goes, not what it writes.
 RUN_ONLY_SETTINGS = {"limit", "batch_size", "engine.batch_tokens", "engine.gpus", "engine.gpu_memory_utilization",
-                     "engine.tensor_parallel_size", "engine.concurrency", "engine.request_timeout", "engine.device",
-                     "engine.endpoint", "engine.chunk_endpoint"}
+                     "engine.tensor_parallel_size", "engine.concurrency", "engine.request_timeout", "engine.retries",
+                     "engine.device", "engine.endpoint", "engine.chunk_endpoint"}
 
 
 class OutputBusyError(Exception):
