@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    """Three parquet shards of short real documents, plus one empty document."""
-    rows = sorted(sample_rows(), key=lambda r: len(r["text"]))[:9]
+    """Three parquet shards of short real documents, one long one (its doc prompt is longer than the
+    tiny model's context), and one empty document."""
+    by_length = sorted(sample_rows(), key=lambda r: len(r["text"]))
+    rows = by_length[:9] + by_length[-1:]
     rows = [{"id": r["id"], "text": r["text"], "metadata": {"source": r["metadata"]["source"]}} for r in rows]
     rows.append({"id": "empty", "text": "", "metadata": {"source": "test"}})
     folder = tmp_path_factory.mktemp("shards")
@@ -51,11 +53,21 @@ def test_refine_runs_both_stages_and_accounts_for_every_document(full_run, shard
     for row in rows.values():
         metadata = row["metadata"]
         if row["id"] != "empty":
-            assert isinstance(metadata["doc_program"], str) and isinstance(metadata["chunk_program"], str)
             assert metadata["raw_content"]
+        if row["id"] != "empty" and metadata["prox_reason"] != "engine_error":
+            assert isinstance(metadata["doc_program"], str) and isinstance(metadata["chunk_program"], str)
     stats = json.loads((full_run / "stats.json").read_text())
-    assert stats["input"] == 10 == stats["kept"] + stats["modified"] + stats["dropped"]
+    assert stats["input"] == 11 == stats["kept"] + stats["modified"] + stats["dropped"]
     assert stats["settings"]["stages"] == ["doc", "chunk"]
+
+
+def test_prompts_longer_than_the_context_are_recorded_failures_and_the_run_verifies(full_run, shards):
+    """The tiny model's context is 512 tokens: long documents' doc prompts do not fit."""
+    failed = [row for row in by_id(full_run).values() if row["metadata"]["prox_reason"] == "engine_error"]
+    assert failed and all("does not fit the model's context of 512" in row["metadata"]["prox_engine_error"]
+                          for row in failed)
+    assert all(row["text"] == row["metadata"]["raw_content"] for row in failed)  # kept unchanged
+    assert "OK" in run_prox("verify", str(shards[0]), str(full_run)).stdout
 
 
 def test_stored_programs_rerun_by_apply_give_the_same_output(full_run, tmp_path):
@@ -83,6 +95,7 @@ def test_killed_run_resumes_to_the_same_output(full_run, shards, tiny_model, tmp
     assert "nothing to do" not in result.stdout
     assert by_id(out) == by_id(full_run)
     assert "nothing to do" in run_prox(*refine_args(shards[0], out, tiny_model)).stdout
+    run_prox("verify", str(shards[0]), str(out))
 
 
 def test_doc_stage_alone_and_config_file(shards, tiny_model, tmp_path):
@@ -124,7 +137,7 @@ def test_dry_run_writes_exactly_the_prompts_the_engine_receives(shards, llama_to
             assert row["prompt"] == builder.chunk_prompts(texts[row["id"]])[row["chunk"]].text
             assert row["prompt_token_ids"] == llama_tokenizer(row["prompt"])["input_ids"]
     stats = json.loads((out / "prompts" / "stats.json").read_text())
-    assert stats["input"] == 10 and stats["doc_prompts"] == 9
+    assert stats["input"] == 11 and stats["doc_prompts"] == 10
     assert stats["chunk_tokens"] == sum(len(r["prompt_token_ids"]) for r in rows if r["stage"] == "chunk")
     assert "chunk-stage prompts" in result.stdout and "GPU hours" in result.stdout
     assert not (out / "stats.json").exists() and not list(out.glob("*.parquet"))
