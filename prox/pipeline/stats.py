@@ -147,5 +147,6 @@ def merge_summaries(layout: OutputLayout, shards: list[str], job: str = "documen
                    "pending": len(pending)},
         "failed_shards": failed,
         "pending_shards": pending,
+        "limited_shards": limited,
         "per_shard": per_shard,
     }
