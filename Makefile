@@ -7,11 +7,21 @@ DEMO_OUT ?= demo-out
 MEMORY_SIZES_MB ?= 100,1000
 # a CPU build of torch, installed before prox so that pip never pulls CUDA builds here
 TORCH ?= torch==2.13.0
+# corpus targets (make c4 ...): empty means the config's value; ARGS: any other prox refine flags
+INPUT ?=
+OUTPUT ?=
+ENGINE ?=
+GPUS ?=
+EXECUTOR ?=
+ARGS ?=
+OVERRIDES = $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)') \
+	$(if $(ENGINE),--engine '$(ENGINE)') $(if $(GPUS),--gpus '$(GPUS)') \
+	$(if $(EXECUTOR),--executor '$(EXECUTOR)') $(ARGS)
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo test lint bench clean c4 fineweb openwebmath local-cpu
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +50,18 @@ bench: install ## Benchmarks (figures printed and written to bench-out/)
 	$(BIN)/python benchmarks/memory.py $(MEMORY_SIZES_MB)
 	$(BIN)/python benchmarks/rules_agreement.py
 	$(BIN)/python benchmarks/vllm_refine.py
+
+c4: install ## Refine C4 en (configs/c4.yaml; INPUT= OUTPUT= ENGINE= GPUS= EXECUTOR= ARGS= override it)
+	$(BIN)/prox refine --config configs/c4.yaml $(strip $(OVERRIDES))
+
+fineweb: install ## Refine FineWeb's 10BT sample (configs/fineweb.yaml; same overrides)
+	$(BIN)/prox refine --config configs/fineweb.yaml $(strip $(OVERRIDES))
+
+openwebmath: install ## Refine OpenWebMath with the math refiners (configs/openwebmath.yaml; same overrides)
+	$(BIN)/prox refine --config configs/openwebmath.yaml $(strip $(OVERRIDES))
+
+local-cpu: install ## Refine the bundled documents with the published models on the CPU (configs/local-cpu.yaml)
+	$(BIN)/prox refine --config configs/local-cpu.yaml $(strip $(OVERRIDES))
 
 clean: ## Remove the environment and run outputs
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT).log .pytest_cache .ruff_cache
