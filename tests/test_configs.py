@@ -25,10 +25,8 @@ OVERRIDE_VARIABLES = ("INPUT", "OUTPUT", "ENGINE", "GPUS", "EXECUTOR", "ARGS")
 
 
 def config_keys(command: click.Command) -> dict[str, click.Parameter]:
-    """Each option's config key and its parameter: the long option name (- written _), or the name of
-    its parameter where the two differ (input_path for --input, output_path for --output), which is
-    what the loader knows."""
-    return {p.name: p for p in command.params if any(opt.startswith("--") for opt in p.opts)}
+    """Each option's config key (its long option name, - written _) and its parameter."""
+    return {o[2:].replace("-", "_"): p for p in command.params for o in p.opts if o.startswith("--")}
 
 
 def parse_refine(args: list[str], monkeypatch) -> dict:
@@ -48,11 +46,9 @@ def test_there_are_the_corpus_configs_and_a_readme():
 def test_a_config_uses_option_names_and_prox_refine_accepts_it(path, monkeypatch):
     values = yaml.safe_load(path.read_text())
     options = config_keys(refine)
-    long_names = {opt[2:].replace("-", "_") for p in refine.params for opt in p.opts if opt.startswith("--")}
     settings = {str(key).replace("-", "_"): value for key, value in values.items()}
     assert not set(settings) - set(options), f"not options of prox refine: {set(settings) - set(options)}"
-    assert set(settings) - long_names <= {"input_path", "output_path"}
-    for required in ("input_path", "output_path", "engine", "executor", "doc_model", "chunk_model", "threshold_1",
+    for required in ("input", "output", "engine", "executor", "doc_model", "chunk_model", "threshold_1",
                      "threshold_2", "tasks"):
         assert required in settings, f"{path.name} does not name {required}"
     for key, value in settings.items():  # a string option given a YAML number (24:00:00 is one) is a slip
@@ -92,7 +88,7 @@ def test_a_make_target_runs_its_config(target, monkeypatch):
     assert args == ["--config", f"configs/{target}.yaml"]
     config = yaml.safe_load((ROOT / "configs" / f"{target}.yaml").read_text())
     params = parse_refine(args, monkeypatch)
-    assert (params["input_path"], params["output_path"]) == (config["input_path"], config["output_path"])
+    assert (params["input_path"], params["output_path"]) == (config["input"], config["output"])
 
 
 @pytest.mark.parametrize("target", ["c4", "fineweb"])

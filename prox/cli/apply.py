@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import click
 
-from prox.cli.jobs import run_job
-from prox.cli.options import policy_from, policy_options, run_options
-from prox.cli.summary import print_summary
+from prox.cli.jobs import finish, run_job
+from prox.cli.options import executor_options, policy_from, policy_options, run_options
 from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
+from prox.pipeline.executors import ExecutorSettings
 
 
 @click.command()
 @run_options
+@executor_options
 @policy_options
 def apply(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int, overwrite: bool,
-          threshold_1: float, threshold_2: float, error_op: int, min_words: int, strict: bool) -> None:
+          executor: ExecutorSettings, threshold_1: float, threshold_2: float, error_op: int, min_words: int,
+          strict: bool) -> None:
     """Execute the programs stored in each document's metadata (doc_program, then chunk_program) on
     its text, and write kept and modified documents to OUTPUT, dropped ones to OUTPUT/excluded/.
 
@@ -31,9 +33,5 @@ def apply(input_path: str, output_path: str, text_key: str, id_key: str, tasks: 
         ]
 
     settings = {"command": "apply", "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key}
-    stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers, overwrite=overwrite)
-    if not stats["ran_shards"]:
-        click.echo(f"nothing to do: all {stats['shards']['total']} shards are already done in {output_path}")
-    print_summary(stats)
-    if stats["failed_shards"] or stats["pending_shards"]:
-        raise SystemExit(1)
+    finish(run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers, overwrite=overwrite,
+                   executor=executor), output_path)

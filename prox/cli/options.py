@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import click
 import yaml
 
 from prox.execution import Policy
+from prox.pipeline.executors import EXECUTORS, ExecutorSettings
 
 _DEFAULT = Policy()
 
@@ -58,6 +60,40 @@ def run_options(command: Callable) -> Callable:
     return command
 
 
+_EXECUTOR_OPTIONS = [
+    click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+                 help="Where tasks run: here, as a Slurm job array (submitted; the command returns), or on Ray."),
+    click.option("--slurm-partition", default=None, help="Slurm partition (slurm)."),
+    click.option("--slurm-time", default="24:00:00", show_default=True, help="Time limit per task (slurm)."),
+    click.option("--slurm-array-parallel", type=click.IntRange(min=1), default=None,
+                 help="Array tasks running at once [default: no limit] (slurm)."),
+    click.option("--job-name", default="prox", show_default=True, help="Job name (slurm)."),
+    click.option("--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="CPUs per task (slurm, ray)."),
+    click.option("--mem-per-cpu-gb", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+                 help="Memory per CPU in GB (slurm, ray)."),
+    click.option("--gpus-per-task", type=click.IntRange(min=0), default=None,
+                 help="GPUs per task [default: 1 with --engine vllm, else 0] (slurm, ray)."),
+    click.option("--ray-address", default=None, help="Ray cluster address [default: start Ray here] (ray)."),
+]
+
+
+def executor_options(command: Callable) -> Callable:
+    """Adds the executor options; the command receives them as one `executor: ExecutorSettings`
+    (`gpus_per_task` None: the command decides)."""
+
+    @functools.wraps(command)
+    def with_executor(*args, **kwargs):
+        values = {"kind": kwargs.pop("executor")}
+        values |= {name: kwargs.pop(name) for name in list(kwargs) if name in ExecutorSettings.__dataclass_fields__}
+        kwargs["executor"] = ExecutorSettings(**values)
+        return command(*args, **kwargs)
+
+    for option in reversed(_EXECUTOR_OPTIONS):
+        with_executor = option(with_executor)
+    return with_executor
+
+
 def _load_config(context: click.Context, _parameter: click.Parameter, path: str | None) -> str | None:
     """Makes the file's settings the command's defaults, so flags given on the line win."""
     if path is None:
@@ -69,9 +105,11 @@ def _load_config(context: click.Context, _parameter: click.Parameter, path: str 
         raise click.BadParameter(f"cannot read {path}: {error}") from error
     if not isinstance(values, dict):
         raise click.BadParameter(f"{path} must hold a mapping of option names to values")
-    known = {p.name for p in context.command.params}
-    values = {str(key).replace("-", "_"): value for key, value in values.items()}
-    if unknown := sorted(set(values) - known):
+    names = {p.name: p.name for p in context.command.params}  # a long option's name, or its parameter's
+    names |= {o[2:].replace("-", "_"): p.name for p in context.command.params for o in p.opts if o.startswith("--")}
+    keys = {str(key).replace("-", "_"): value for key, value in values.items()}
+    values = {names[key]: value for key, value in keys.items() if key in names}
+    if unknown := sorted(set(keys) - set(names)):
         raise click.BadParameter(f"{path}: unknown settings {', '.join(unknown)}")
     context.default_map = {**(context.default_map or {}), **values}
     return path

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from prox.cli.engine_options import EngineOptions, engine_options
-from prox.cli.jobs import run_job
-from prox.cli.options import config_option, policy_from, policy_options, run_options
-from prox.cli.summary import print_summary
+from prox.cli.jobs import finish, run_job
+from prox.cli.options import config_option, executor_options, policy_from, policy_options, run_options
 from prox.engines import load_tokenizer
 from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
 from prox.pipeline.build_prompts import BuildPrompts
+from prox.pipeline.executors import ExecutorSettings
 from prox.pipeline.generate_programs import GeneratePrograms
 from prox.prompts import load_prompts
 
@@ -41,12 +43,14 @@ def stages_of(stage: str) -> tuple[str, ...]:
 @click.option("--throughput", type=float, default=None,
               help="With --dry-run: prompt tokens per second of your engine, to estimate the generation time.")
 @engine_options
+@executor_options
 @policy_options
 def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,
            overwrite: bool, domain: str,
            doc_model: str | None, chunk_model: str | None, stage: str, engine: EngineOptions, batch_size: int,
            limit: int, keep_raw: bool, truncate_document: bool, dry_run: bool, throughput: float | None,
-           threshold_1: float, threshold_2: float, error_op: int, min_words: int, strict: bool) -> None:
+           executor: ExecutorSettings, threshold_1: float, threshold_2: float, error_op: int, min_words: int,
+           strict: bool) -> None:
     """Refine the documents of INPUT: the doc-stage model keeps or drops each document, the
     chunk-stage model writes line removals and normalizations; kept and modified documents go to
     OUTPUT, dropped ones to OUTPUT/excluded/, with the programs in metadata.doc_program and
@@ -77,13 +81,12 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
                 "tokenizers": {s: spec.tokenizer_name for s, spec in specs.items()}, "engine": engine.settings(),
                 "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key,
                 "truncate_document": truncate_document, "keep_raw": keep_raw, "limit": limit}
+    if executor.gpus_per_task is None:
+        executor = dataclasses.replace(executor, gpus_per_task=int(engine.resolved_kind() == "vllm"))
+    local = executor.kind == "local"
     stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers,
-                    devices=engine.devices(), overwrite=overwrite)
-    if not stats["ran_shards"]:
-        click.echo(f"nothing to do: all {stats['shards']['total']} shards are already done in {output_path}")
-    print_summary(stats)
-    if stats["failed_shards"] or (stats["pending_shards"] and limit < 0):
-        raise SystemExit(1)
+                    devices=engine.devices() if local else [], overwrite=overwrite, executor=executor)
+    finish(stats, output_path, previewed=limit >= 0)
 
 
 def dry_run_prompts(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,

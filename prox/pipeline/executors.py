@@ -1,0 +1,114 @@
+"""Where a run's tasks execute: this machine, a Slurm cluster or a Ray cluster (datatrove's executors).
+
+The tasks and the output are the same everywhere: each task reads the shards `files[rank::tasks]`
+and marks each one done, so resume works whatever ran the earlier attempt. On Slurm and Ray each
+task asks for its own GPUs (`gpus_per_task`). Slurm runs are submitted and the command returns;
+Ray and local runs return when the work is done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import multiprocess
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.executor.base import PipelineExecutor
+from datatrove.io import DataFolder
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
+
+EXECUTORS = ("local", "slurm", "ray")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    kind: str = "local"
+    slurm_partition: str | None = None
+    slurm_time: str = "24:00:00"
+    slurm_array_parallel: int | None = None  # array tasks running at once
+    job_name: str = "prox"
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2
+    gpus_per_task: int | None = None  # None: 0
+    ray_address: str | None = None
+
+    @property
+    def waits(self) -> bool:
+        """Whether running returns only when the tasks are done (not so for a Slurm submission)."""
+        return self.kind != "slurm"
+
+    def run(self, pipeline: list[PipelineStep], tasks: int, workers: int, logging_dir: DataFolder,
+            devices: list[str]) -> str | None:
+        """Runs (or submits) the tasks; returns the Slurm job id of a submission."""
+        if self.kind == "slurm":
+            executor = self._slurm(pipeline, tasks, logging_dir)
+            executor.run()
+            return str(executor.job_id)
+        if self.kind == "ray":
+            self._ray(pipeline, tasks, workers, logging_dir).run()
+        elif len(devices) > 1:
+            run_on_devices(pipeline, tasks, logging_dir, devices)
+        else:
+            local_executor(pipeline, tasks, max(1, min(workers, tasks)), logging_dir).run()
+        return None
+
+    def _slurm(self, pipeline: list[PipelineStep], tasks: int, logging_dir: DataFolder) -> PipelineExecutor:
+        from datatrove.executor import SlurmPipelineExecutor
+
+        if not self.slurm_partition:
+            raise ValueError("--executor slurm needs --slurm-partition")
+        in_venv = sys.prefix != sys.base_prefix
+        return SlurmPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, time=self.slurm_time, partition=self.slurm_partition,
+            cpus_per_task=self.cpus_per_task, mem_per_cpu_gb=self.mem_per_cpu_gb, gpus_per_task=self.gpus_per_task or 0,
+            workers=self.slurm_array_parallel or -1, job_name=self.job_name, logging_dir=logging_dir,
+            venv_path=os.path.join(sys.prefix, "bin", "activate") if in_venv else None,
+            skip_completed=False,  # shards, not tasks, are the unit of resume
+            qos="",  # the cluster's default
+        )
+
+    def _ray(self, pipeline: list[PipelineStep], tasks: int, workers: int, logging_dir: DataFolder):
+        import ray
+        from datatrove.executor import RayPipelineExecutor
+
+        if not ray.is_initialized():
+            ray.init(address=self.ray_address, log_to_driver=False)
+        return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers if workers > 1 else -1,
+                                   logging_dir=logging_dir, cpus_per_task=self.cpus_per_task,
+                                   mem_per_cpu_gb=self.mem_per_cpu_gb, gpus_per_task=self.gpus_per_task or 0,
+                                   skip_completed=False)
+
+
+def local_executor(pipeline: list[PipelineStep], tasks: int, workers: int, logging_dir: DataFolder,
+                   local_tasks: int = -1, local_rank_offset: int = 0) -> LocalPipelineExecutor:
+    return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                 local_tasks=local_tasks, local_rank_offset=local_rank_offset,
+                                 skip_completed=False)  # shards, not tasks, are the unit of resume
+
+
+def run_on_devices(pipeline: list[PipelineStep], tasks: int, logging_dir: DataFolder, devices: list[str]) -> None:
+    """One process per device, each seeing only its own GPUs and running a contiguous share of the
+    tasks. Processes are spawned, not forked nor pooled: CUDA needs a fresh process, and vLLM starts
+    processes of its own, which a pool's daemon workers may not."""
+    context = multiprocess.get_context("spawn")
+    shares = [len(range(i, tasks, len(devices))) for i in range(len(devices))]
+    processes, offset = [], 0
+    for device, share in zip(devices, shares, strict=True):
+        if share:
+            processes.append(context.Process(target=_run_share, args=(device, pipeline, tasks, share, offset,
+                                                                      logging_dir), name=f"prox-gpu-{device}"))
+            offset += share
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode:
+            logger.error(f"the process on CUDA device(s) {process.name[9:]} exited with {process.exitcode}")
+
+
+def _run_share(device: str, pipeline: list[PipelineStep], tasks: int, share: int, offset: int,
+               logging_dir: DataFolder) -> None:
+    os.environ["CUDA_VISIBLE_DEVICES"] = device  # before anything in this process touches CUDA
+    local_executor(pipeline, tasks, 1, logging_dir, local_tasks=share, local_rank_offset=offset).run()
