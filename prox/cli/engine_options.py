@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import click
 
+from prox.cli.options import option_group
 from prox.engines import BUNDLED_TOKENIZER, EngineSpec
 
 ENGINE_KINDS = ["auto", "transformers", "vllm", "openai", "rules"]
@@ -116,19 +115,8 @@ class EngineOptions:
         return values
 
 
-def engine_options(command: Callable) -> Callable:
-    """Adds the engine options to a command, which receives them as one `engine: EngineOptions`."""
-
-    @functools.wraps(command)
-    def with_engine(*args, **kwargs):
-        values = {"kind": kwargs.pop("engine")}  # --engine is the kind; the command gets all of them
-        values |= {name: kwargs.pop(name) for name in list(kwargs) if name in EngineOptions.__dataclass_fields__}
-        kwargs["engine"] = EngineOptions(**values)
-        return command(*args, **kwargs)
-
-    for option in reversed(_OPTIONS):
-        with_engine = option(with_engine)
-    return with_engine
+# The command receives the engine options as one `engine: EngineOptions`.
+engine_options = option_group(_OPTIONS, EngineOptions, "engine")
 
 
 def _cuda_available() -> bool:

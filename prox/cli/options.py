@@ -78,20 +78,27 @@ _EXECUTOR_OPTIONS = [
 ]
 
 
-def executor_options(command: Callable) -> Callable:
-    """Adds the executor options; the command receives them as one `executor: ExecutorSettings`
-    (`gpus_per_task` None: the command decides)."""
+def option_group(options: list, settings_class: type, switch: str) -> Callable[[Callable], Callable]:
+    """A decorator adding `options` to a command, which receives them as one value of
+    `settings_class` in the argument named `switch`; the option `switch` fills its `kind`."""
 
-    @functools.wraps(command)
-    def with_executor(*args, **kwargs):
-        values = {"kind": kwargs.pop("executor")}
-        values |= {name: kwargs.pop(name) for name in list(kwargs) if name in ExecutorSettings.__dataclass_fields__}
-        kwargs["executor"] = ExecutorSettings(**values)
-        return command(*args, **kwargs)
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def with_group(*args, **kwargs):
+            values = {"kind": kwargs.pop(switch)}
+            values |= {n: kwargs.pop(n) for n in list(kwargs) if n in settings_class.__dataclass_fields__}
+            kwargs[switch] = settings_class(**values)
+            return command(*args, **kwargs)
 
-    for option in reversed(_EXECUTOR_OPTIONS):
-        with_executor = option(with_executor)
-    return with_executor
+        for option in reversed(options):
+            with_group = option(with_group)
+        return with_group
+
+    return decorate
+
+
+# The command receives `executor: ExecutorSettings` (gpus_per_task None: the command decides).
+executor_options = option_group(_EXECUTOR_OPTIONS, ExecutorSettings, "executor")
 
 
 def _load_config(context: click.Context, _parameter: click.Parameter, path: str | None) -> str | None:
