@@ -38,7 +38,7 @@ demo: install ## Refine bundled real web documents with the rules engine (offlin
 
 test: install ## Lint and run the test suite (CPU only, no network)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 lint: install ## ruff only
 	$(BIN)/ruff check .

@@ -85,13 +85,14 @@ def test_slurm_job_array_is_submitted_and_its_tasks_give_the_local_output(shards
     env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
     args = [sys.executable, "-m", "prox", "refine", "--engine", "rules", "--input", str(shards), "--output", str(out),
             "--tasks", "4", "--executor", "slurm", "--slurm-partition", "cpu", "--slurm-time", "02:00:00",
-            "--slurm-array-parallel", "2", "--job-name", "prox-test", "--cpus-per-task", "2", "--gpus-per-task", "1"]
+            "--slurm-array-parallel", "2", "--job-name", "prox-test", "--cpus-per-task", "2", "--gpus-per-task", "1",
+            "--logging-dir", str(tmp_path / "slurm")]
     submitted = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     assert "submitted Slurm job 4242" in submitted.stdout
     script = (tmp_path / "job-0.sh").read_text()
     for directive in ("--partition=cpu", "--time=02:00:00", "--array=0-3%2", "--job-name=prox-test",
-                      "--cpus-per-task=2", "--gpus=1"):
+                      "--cpus-per-task=2", "--gpus=1", f"--output={tmp_path}/slurm/slurm_logs/%A_%a.out"):
         assert f"#SBATCH {directive}" in script
     assert f"source {sys.prefix}/bin/activate" in script
     pickled = re.search(r"launch_pickled_pipeline (\S+)", script).group(1)

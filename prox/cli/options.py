@@ -75,6 +75,8 @@ _EXECUTOR_OPTIONS = [
     click.option("--gpus-per-task", type=click.IntRange(min=0), default=None,
                  help="GPUs per task [default: 1 with --engine vllm, else 0] (slurm, ray)."),
     click.option("--ray-address", default=None, help="Ray cluster address [default: start Ray here] (ray)."),
+    click.option("--logging-dir", default=None,
+                 help="Folder of the task logs (and Slurm's) [default: OUTPUT/logs/datatrove]."),
 ]
 
 

@@ -33,6 +33,7 @@ class ExecutorSettings:
     mem_per_cpu_gb: float = 2
     gpus_per_task: int | None = None  # None: 0
     ray_address: str | None = None
+    logging_dir: str | None = None  # datatrove's task logs and Slurm's logs [default: OUT/logs/datatrove]
 
     @property
     def waits(self) -> bool:

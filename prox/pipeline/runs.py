@@ -56,8 +56,10 @@ def run_shards(
             layout.write_json(settings_name, settings)
             devices = devices or []
             tasks = max(1, min(max(tasks, len(devices)), len(pending)))
-            logging_dir = get_datafolder((layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove"), layout.folder.fs))
-            submitted = (executor or ExecutorSettings()).run(build_pipeline(pending), tasks, workers, logging_dir,
+            executor = executor or ExecutorSettings()
+            logging_dir = get_datafolder(executor.logging_dir or (layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove"),
+                                                                  layout.folder.fs))
+            submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir,
                                                              devices)
         return _write_stats(layout, shards, job, settings, len(pending)) | ({"submitted": submitted}
                                                                             if pending and submitted else {})
