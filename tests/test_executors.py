@@ -68,9 +68,10 @@ def test_ray_gives_the_local_output(command, shards, ray_address, tmp_path):
 
 
 def test_slurm_job_array_is_submitted_and_its_tasks_give_the_local_output(shards, tmp_path):
-    """No Slurm here (Debian's slurm packages need a slurmctld and munge daemons this CI cannot run):
-    `sbatch` is a script that keeps what it is given, and the test runs each array task as Slurm
-    would (SLURM_ARRAY_TASK_ID set, datatrove's launcher on the pickled job)."""
+    """No Slurm here (a one-node cluster from Debian's packages needs slurmctld, slurmd and munge
+    daemons; not attempted in CI): `sbatch` is a script that keeps what it is given, and the test
+    runs each array task as Slurm would (SLURM_ARRAY_TASK_ID set, datatrove's launcher on the
+    pickled job)."""
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     (fake_bin / "sbatch").write_text(f"#!{sys.executable}\nimport pathlib, sys\n"
