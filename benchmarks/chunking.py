@@ -20,7 +20,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_report import machine, save  # noqa: E402
 from reference_style import reference_chunk_prompts  # noqa: E402
 
-TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
+from prox.engines import BUNDLED_TOKENIZER  # noqa: E402
+
+TOKENIZER = BUNDLED_TOKENIZER  # the published refiners' tokenizer, shipped with prox
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 

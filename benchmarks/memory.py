@@ -16,8 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from bench_report import machine, save
 
+from prox.engines import BUNDLED_TOKENIZER
+
 ROOT = Path(__file__).parents[1]
-TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
+TOKENIZER = BUNDLED_TOKENIZER  # the published refiners' tokenizer, shipped with prox
 ROWS_PER_GROUP = 5000  # row groups of a few MB, as datasets on the hub are written
 
 

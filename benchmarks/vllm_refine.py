@@ -32,8 +32,10 @@ import pyarrow.parquet as pq
 from bench_report import save
 from reference_style import reference_chunk_prompts
 
+from prox.engines import BUNDLED_TOKENIZER
+
 ROOT = Path(__file__).parents[1]
-TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
+TOKENIZER = BUNDLED_TOKENIZER  # the published refiners' tokenizer, shipped with prox
 DOCUMENTS = 4000
 DOC_TOKENS, CHUNK_TOKENS = 5, 40
 SHARDS = 8

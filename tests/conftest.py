@@ -8,6 +8,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from prox.engines import BUNDLED_TOKENIZER
+
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # reference_style: the reference's ways, the tests' yardstick
 SAMPLES = ROOT / "samples" / "cc-programs.jsonl"
@@ -32,7 +34,7 @@ def read_output(out: Path) -> tuple[list[dict], list[dict]]:
     kept = rows(p for p in out.rglob("*.parquet") if p.relative_to(out).parts[0] not in ("excluded", "logs"))
     return kept, rows((out / "excluded").rglob("*.parquet"))
 
-TOKENIZER = ROOT / "programs" / "tokenizers" / "llama2"
+TOKENIZER = BUNDLED_TOKENIZER  # the published refiners' tokenizer, shipped with prox
 
 
 @pytest.fixture(scope="session")
