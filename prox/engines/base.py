@@ -70,6 +70,12 @@ class EngineSpec:
     def tokenizer_name(self) -> str:
         return self.tokenizer or self.model
 
+    @property
+    def reads_subject(self) -> bool:
+        """Whether the engine reads each prompt's subject rather than the prompt (the rules engine):
+        then doc-stage prompts need not be rendered and tokenized at all."""
+        return self.kind == "rules"
+
     def create(self) -> Engine:
         if self.kind not in ENGINES:
             raise ValueError(f"unknown engine {self.kind!r}; known: {', '.join(ENGINES)}")

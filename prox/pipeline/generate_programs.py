@@ -155,6 +155,8 @@ class GeneratePrograms(PipelineStep):
 
     def _prompts(self, builder: PromptBuilder, documents: list[Document]) -> list[list[Prompt]]:
         """The prompts of each document: one at the doc stage, one per chunk at the chunk stage."""
+        if self.stage == "doc" and self.engine_spec.reads_subject:
+            return [[Prompt(subject=d.text)] for d in documents]
         if self.stage == "doc":
             ids = builder.doc_prompt_ids([d.text for d in documents])
             return [[Prompt(ids=tuple(i), subject=d.text)] for i, d in zip(ids, documents, strict=True)]
