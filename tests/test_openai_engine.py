@@ -203,8 +203,8 @@ def test_the_endpoint_may_end_in_v1(fake_server):
 
 class StandInEngine:
     """Behaves like the transformers engine where it matters here: texts tokenized (one id per character),
-    a batch capped at the room its longest prompt leaves; a prompt starting with id 7 ends its text after
-    2 tokens; one starting with 666 makes the engine fail."""
+    each prompt capped at its own room in the context whatever its batch-mates; a prompt starting with
+    id 7 ends its text after 2 tokens; one starting with 666 makes the engine fail."""
 
     context = 64
 
@@ -215,14 +215,18 @@ class StandInEngine:
         self.model = type("Model", (), {"get_input_embeddings": lambda _: embeddings})()
 
     def generate(self, prompts, settings):
-        lengths = [len(p.ids) for p in prompts]
+        ids = [list(p.ids) if p.ids is not None else self.tokenizer([p.text])["input_ids"][0] for p in prompts]
+        lengths = [len(i) for i in ids]
         self.calls.append((lengths, settings.max_new_tokens))
-        if any(p.ids[0] == 666 for p in prompts):
+        if any(i[0] == 666 for i in ids):
             raise RuntimeError("CUDA out of memory")
-        cap = min(settings.max_new_tokens, self.context - max(n for n in lengths if n < self.context))
-        return [Completion("", n, 0, error=f"prompt of {n} tokens does not fit") if n >= self.context else
-                Completion(f"{n}:{min(cap, 2) if p.ids[0] == 7 else cap}", n, min(cap, 2) if p.ids[0] == 7 else cap)
-                for p, n in zip(prompts, lengths, strict=True)]
+        completions = []
+        for first, n in zip((i[0] for i in ids), lengths, strict=True):
+            cap = min(settings.max_new_tokens, self.context - n)
+            made = min(cap, 2) if first == 7 else cap
+            completions.append(Completion("", n, 0, error=f"prompt of {n} tokens does not fit") if n >= self.context
+                               else Completion(f"{n}:{made}", n, made))
+        return completions
 
 
 @pytest.fixture
@@ -253,10 +257,8 @@ def test_concurrent_requests_cost_one_engine_call_and_each_prompt_gets_its_own_r
         thread.join()
     assert [body["usage"]["completion_tokens"] for _, body in replies] == [30, 24, 14, 30, 2]
     assert [body["choices"][0]["finish_reason"] for _, body in replies] == ["length"] * 4 + ["stop"]
-    first, *redone = engine.calls
-    assert sorted(first[0]) == [10, 20, 30, 40, 50] and first[1] == 30
-    # cut at 14 by the longest: 10 and 30 again with their cap of 30, 40 with its room of 24; 20 ended its text
-    assert sorted((sorted(lengths), cap) for lengths, cap in redone) == [([10, 30], 30), ([40], 24)]
+    [(lengths, cap)] = engine.calls  # one engine call, which gives each prompt its own room
+    assert sorted(lengths) == [10, 20, 30, 40, 50] and cap == 30
 
 
 def test_an_engine_failure_fails_its_requests_and_the_server_goes_on(stand_in_server):
@@ -337,6 +339,14 @@ def test_served_generation_runs_to_each_prompts_own_end_of_context(served, trans
     assert [c.output_tokens for c in alone] == [72, 12, 42]
     assert [choice["text"] for choice in body["choices"]] == [c.text for c in alone]
     assert body["usage"]["completion_tokens"] == 72 + 12 + 42
+
+
+def test_transformers_engine_output_does_not_depend_on_batch_mates(transformers_engine):
+    """A longer batch-mate caps the batch; the prompts it cut short are generated again on their own."""
+    prompts = [Prompt(ids=tuple(range(3, 3 + n))) for n in (440, 500, 470)]
+    together = transformers_engine.generate(prompts, GenerationSettings(100))
+    alone = [transformers_engine.generate([p], GenerationSettings(100))[0] for p in prompts]
+    assert together == alone and [c.output_tokens for c in alone] == [72, 12, 42]
 
 
 @pytest.mark.slow

@@ -5,11 +5,9 @@ check requests and put their prompts on a queue; one generation thread takes eve
 (after a short wait for stragglers, up to a bound) and generates it in as few engine calls as it
 can, so N concurrent clients cost one batched generation instead of N serial ones.
 
-A response must not depend on what other clients sent at the same time, so each prompt may
-generate up to min(max_tokens, context - its length), like vLLM's. The engine caps a batch at the
-room its longest prompt leaves; a prompt that stopped before its own cap but not before the
-smallest room in its batch may have been cut short by that, and is generated again with its own
-cap (for the published models' short programs this never happens). A prompt the engine cannot
+A response does not depend on what other clients sent at the same time: the engine gives each
+prompt up to min(max_tokens, context - its length) new tokens, like vLLM, whatever its batch-mates
+(see TransformersEngine). A prompt the engine cannot
 serve (longer than the context) fails its request with HTTP 400, as vLLM does. Request bodies
 are bounded and parsed as JSON; nothing in a request is ever evaluated.
 """
@@ -31,7 +29,6 @@ import orjson
 from datatrove.utils.logging import logger
 
 from prox.engines.base import Completion, GenerationSettings, Prompt
-from prox.engines.context import prompt_ids
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BATCH_PROMPTS = 256
@@ -55,21 +52,7 @@ class _Job:
     max_tokens: int
     done: threading.Event = field(default_factory=threading.Event)
     completions: list[Completion] = field(default_factory=list)
-    limits: list[int] = field(default_factory=list)  # each prompt's cap on new tokens
     failure: str | None = None
-
-
-@dataclass
-class _Item:
-    """One prompt of a job, as token ids."""
-
-    job: _Job
-    index: int
-    ids: list[int]
-
-    @property
-    def limit(self) -> int:
-        return self.job.limits[self.index]
 
 
 class MicroBatcher:
@@ -123,49 +106,25 @@ class MicroBatcher:
                     job.done.set()
 
     def _generate(self, jobs: list[_Job]) -> None:
-        """Generates every prompt of `jobs`: one engine call per distinct max_tokens, then, alone with its
-        cap, each prompt that may have been cut short by a longer batch-mate."""
-        ids = prompt_ids(self.engine.tokenizer, [p for job in jobs for p in job.prompts])
-        flat = iter(ids)
-        requests: dict[int, list[_Item]] = defaultdict(list)
+        """Generates every prompt of `jobs`: one engine call per distinct max_tokens."""
+        by_max_tokens: dict[int, list[_Job]] = defaultdict(list)
         for job in jobs:
-            job.completions = [Completion("")] * len(job.prompts)
-            job.limits = []
-            for index in range(len(job.prompts)):
-                prompt = next(flat)
-                job.limits.append(min(job.max_tokens, self.engine.context - len(prompt)))
-                requests[job.max_tokens].append(_Item(job, index, prompt))
-        redo: dict[int, list[_Item]] = defaultdict(list)
-        for max_tokens, items in requests.items():
-            # the engine caps a batch at its longest prompt's room, never below the smallest room of them all
-            floor = min((item.limit for item in items if item.limit > 0), default=0)
-            for item, completion in self._run_engine(items, max_tokens):
-                if completion.error or completion.output_tokens < floor or completion.output_tokens >= item.limit:
-                    item.job.completions[item.index] = completion
-                else:  # stopped between the floor and its own cap: at its end of text, or cut short
-                    redo[item.limit].append(item)
-        for limit, items in redo.items():  # prompts that share a cap get exactly that cap from the engine
-            for item, completion in self._run_engine(items, limit):
-                item.job.completions[item.index] = completion
+            by_max_tokens[job.max_tokens].append(job)
+        for max_tokens, group in by_max_tokens.items():
+            try:
+                completions = iter(self.engine.generate([p for job in group for p in job.prompts],
+                                                        GenerationSettings(max_tokens)))
+            except Exception as error:  # fails these requests, not the server
+                logger.exception("generation failed")
+                for job in group:
+                    job.failure = f"generation failed: {type(error).__name__}: {error}"
+                continue
+            for job in group:
+                job.completions = [next(completions) for _ in job.prompts]
         self.batches += 1
-        self.prompts += len(ids)
+        self.prompts += sum(len(job.prompts) for job in jobs)
         for job in jobs:
             job.done.set()
-
-    def _run_engine(self, items: list[_Item], max_tokens: int) -> list[tuple[_Item, Completion]]:
-        """The engine's completions of `items` whose request has not failed; an engine failure fails them."""
-        items = [item for item in items if item.job.failure is None]
-        if not items:
-            return []
-        try:
-            completions = self.engine.generate([Prompt(ids=tuple(item.ids)) for item in items],
-                                               GenerationSettings(max_tokens))
-        except Exception as error:
-            logger.exception("generation failed")
-            for item in items:
-                item.job.failure = f"generation failed: {type(error).__name__}: {error}"
-            return []
-        return list(zip(items, completions, strict=True))
 
 
 class CompletionServer(ThreadingHTTPServer):
@@ -234,9 +193,10 @@ class CompletionHandler(BaseHTTPRequestHandler):
         self._reply(200, self._response(job))
 
     def _response(self, job: _Job) -> dict:
+        context = self.server.engine.context
         choices = [{"index": i, "text": c.text, "logprobs": None,
-                    "finish_reason": "length" if c.output_tokens >= limit else "stop"}
-                   for i, (c, limit) in enumerate(zip(job.completions, job.limits, strict=True))]
+                    "finish_reason": "length" if c.output_tokens >= min(job.max_tokens, context - c.prompt_tokens)
+                    else "stop"} for i, c in enumerate(job.completions)]
         prompt_tokens = sum(c.prompt_tokens for c in job.completions)
         output_tokens = sum(c.output_tokens for c in job.completions)
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
