@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import asdict, dataclass
@@ -65,7 +66,9 @@ class EngineOptions:
     request_timeout: float = 600.0
     retries: int = 5
 
+    @functools.cached_property
     def resolved_kind(self) -> str:
+        """The engine that runs: `auto` decided once (it imports torch to look for a GPU)."""
         if self.kind != "auto":
             return self.kind
         return "vllm" if importlib.util.find_spec("vllm") and _cuda_available() else "transformers"
@@ -73,7 +76,7 @@ class EngineOptions:
     def specs(self, stages: tuple[str, ...], models: dict[str, str | None],
               default_models: dict[str, str]) -> dict[str, EngineSpec]:
         """The engine of each stage. `models` holds what the user asked for (None: the default)."""
-        kind = self.resolved_kind()
+        kind = self.resolved_kind
         if kind == "rules":  # no model: the rules read text; chunks are cut with a model's tokenizer
             return {s: EngineSpec("rules", s, tokenizer=models[s] or BUNDLED_TOKENIZER) for s in stages}
         if kind == "openai" and not self.endpoint:
@@ -110,7 +113,7 @@ class EngineOptions:
 
     def settings(self) -> dict:
         """What the run records in logs/settings.json (never the key)."""
-        values = asdict(self) | {"kind": self.resolved_kind()}
+        values = asdict(self) | {"kind": self.resolved_kind}
         values.pop("api_key")
         return values
 

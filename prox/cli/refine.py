@@ -82,7 +82,7 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
                 "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key,
                 "truncate_document": truncate_document, "keep_raw": keep_raw, "limit": limit}
     if executor.gpus_per_task is None:
-        executor = dataclasses.replace(executor, gpus_per_task=int(engine.resolved_kind() == "vllm"))
+        executor = dataclasses.replace(executor, gpus_per_task=int(engine.resolved_kind == "vllm"))
     local = executor.kind == "local"
     stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers,
                     devices=engine.devices() if local else [], overwrite=overwrite, executor=executor)

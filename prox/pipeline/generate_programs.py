@@ -114,7 +114,7 @@ class GeneratePrograms(PipelineStep):
         generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prox-{self.stage}-engine")
         engine: Future | None = None
         in_flight: _InFlight | None = None
-        self._progress = _Progress(self.stage)
+        progress = _Progress(self.stage)
         try:
             for batch, end in batches(data, self.batch_size):
                 todo = [d for d in batch if needs_request(d, self.stage)]
@@ -127,10 +127,10 @@ class GeneratePrograms(PipelineStep):
                     self.stat_update("prompt_building_ms", value=round(1000 * (time.perf_counter() - tick)))
                     result = generator.submit(_generate, engine, [p for ps in prompts for p in ps], settings)
                 if in_flight is not None:
-                    yield from self._finish(in_flight)
+                    yield from self._finish(in_flight, progress)
                 in_flight = _InFlight(batch, end, todo, prompts, result)
             if in_flight is not None:
-                yield from self._finish(in_flight)
+                yield from self._finish(in_flight, progress)
         finally:
             generator.shutdown(wait=True, cancel_futures=True)
 
@@ -140,7 +140,7 @@ class GeneratePrograms(PipelineStep):
         self.stat_update("engine_start_ms", value=round(1000 * (time.perf_counter() - tick)))
         return engine
 
-    def _finish(self, done: _InFlight) -> DocumentsPipeline:
+    def _finish(self, done: _InFlight, progress: _Progress) -> DocumentsPipeline:
         """Waits for a batch's completions, stores its programs, and passes the batch on."""
         if done.result is not None:
             tick = time.perf_counter()
@@ -148,7 +148,7 @@ class GeneratePrograms(PipelineStep):
             self.stat_update("waiting_for_engine_ms", value=round(1000 * (time.perf_counter() - tick)))
             self.stat_update("generation_ms", value=round(1000 * seconds))
             tokens = self._store(done.todo, done.prompts, completions)
-            self._progress.add(len(done.todo), tokens)
+            progress.add(len(done.todo), tokens)
         yield from done.batch
         if done.end is not None:
             yield done.end
