@@ -43,7 +43,8 @@ class SettingsChangedError(Exception):
 def output_lock(layout: OutputLayout, output_path: str) -> Iterator[None]:
     """Holds the output's run lock for the duration; raises OutputBusyError at once if it is held.
     Remote outputs (s3://, hf://) have no lock: run one job per remote folder."""
-    if layout.folder.fs.protocol not in ("file", ("file", "local"), "local"):
+    protocols = layout.folder.fs.protocol  # a name or a tuple of names, in fsspec
+    if "file" not in (protocols if isinstance(protocols, tuple) else (protocols,)):
         yield
         return
     path = layout.folder.resolve_paths(LOCK_NAME)
