@@ -58,7 +58,7 @@ def reconcile(input_path: str, output_path: str, text_key: str = "text", id_key:
         excluded = name.startswith(f"{EXCLUDED_DIR}/")
         columns = ["id", "metadata.prox_shard", "metadata.prox_row", "metadata.prox_action"]
         with layout.folder.open(name, "rb") as file:
-            table = pq.ParquetFile(file).read(columns=columns).flatten()  # (read_table may abort at exit here)
+            table = pq.ParquetFile(file).read(columns=columns, use_threads=False).flatten()
         for doc_id, shard, row, action in zip(*(table.column(c).to_pylist() for c in columns), strict=True):
             result.output_rows += 1
             actions[action] += 1
