@@ -27,6 +27,18 @@ def run_prox(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
+def refine_with_rules(input_path, out, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`prox refine --engine rules`: the real pipeline with no model to load."""
+    return run_prox("refine", "--engine", "rules", "--input", str(input_path), "--output", str(out), *extra,
+                    check=check)
+
+
+def verify_json(input_path, out) -> dict:
+    """`prox verify --json`'s findings, with its exit status as `exit`."""
+    result = run_prox("verify", str(input_path), str(out), "--json", check=False)
+    return json.loads(result.stdout) | {"exit": result.returncode}
+
+
 def read_output(out: Path) -> tuple[list[dict], list[dict]]:
     """(kept and modified rows, dropped rows) of a prox output folder."""
     def rows(paths):

@@ -82,9 +82,9 @@ def test_bad_rows_are_excluded_with_a_reason_never_skipped(tmp_path):
     reasons = {r["id"]: r["metadata"]["prox_reason"] for r in kept + dropped}
     assert reasons == {good["id"]: "refined", "empty": "empty_text", "null": "invalid_input",
                        "number": "invalid_input", "no-text": "invalid_input", "rows.jsonl/5": "invalid_input",
-                       "rows.jsonl/6": "invalid_input", "rows.jsonl/7": "no_program"}
+                       "latin1": "invalid_input", "rows.jsonl/7": "no_program"}
     errors = {r["id"]: r["metadata"]["prox_input_error"] for r in dropped}
-    assert "not valid UTF-8" in errors["rows.jsonl/6"] and "null" in errors["null"]
+    assert "not valid UTF-8" in errors["latin1"] and "null" in errors["null"]
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["input"] == 8
 
 

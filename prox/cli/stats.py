@@ -6,7 +6,7 @@ import click
 import orjson
 
 from prox.cli.summary import print_summary
-from prox.pipeline import OutputLayout, input_folder_and_files, merge_summaries
+from prox.pipeline import OutputLayout, list_input, merge_summaries
 
 _COUNTS = ("input", "kept", "modified", "dropped")
 
@@ -47,7 +47,7 @@ def _count_now(layout: OutputLayout, input_path: str, output_path: str) -> dict:
     if not layout.folder.isdir(""):
         raise click.ClickException(f"output {output_path} does not exist")
     try:
-        _, shards = input_folder_and_files(input_path)
+        shards = list_input(input_path).files
     except OSError as error:
         raise click.ClickException(str(error)) from error
     if not shards:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from prox.pipeline.output_names import renamed_note
+
 
 def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:5.1f}%" if whole else "    -"
@@ -26,5 +28,9 @@ def print_summary(stats: dict) -> None:
     found = {k: v for k, v in stats["diagnostics"].items() if v}
     if found:
         click.echo("diagnostics: " + ", ".join(f"{k} {v}" for k, v in found.items()))
+    for note in stats.get("input_notes", []):
+        click.echo(f"input: {note}")
+    for shard, name in stats.get("output_names", {}).items():
+        click.echo(f"output: {renamed_note(shard, name)}")
     for shard, error in stats["failed_shards"].items():
         click.echo(f"FAILED {shard}: {error}", err=True)

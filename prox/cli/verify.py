@@ -16,7 +16,7 @@ _HEADINGS = {
     "unexplained": "output rows that no input document accounts for",
     "misplaced": "rows with another id than their input row, or in the wrong folder",
     "stats_disagree": "stats.json against the files",
-    "unfinished_shards": "shards not done",
+    "unfinished_shards": "shards not done, or input files not readable to the end",
 }
 
 
@@ -40,6 +40,8 @@ def verify(input_path: str, output_path: str, text_key: str | None, id_key: str 
     if as_json:
         click.echo(orjson.dumps(dataclasses.asdict(result) | {"ok": result.ok}, option=orjson.OPT_INDENT_2))
     else:
+        for note in result.notes:
+            click.echo(f"input: {note}")
         click.echo(f"input documents {result.input_rows}, output rows {result.output_rows}")
         for kind, heading in _HEADINGS.items():
             if count := result.counts[kind]:

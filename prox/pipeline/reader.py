@@ -1,37 +1,59 @@
-"""Reads input shards (parquet, jsonl, jsonl.gz) into documents, losing none.
+"""Reads input shards (parquet, jsonl, jsonl.gz) into documents, losing none and changing no id.
 
 Unlike datatrove's readers, rows with empty or unusable text are not skipped: they become
 documents marked with `prox_input_error` (or with empty text), so the next steps record them.
 A file that cannot be read ends its shard with a failure marker that names the file.
+
+Ids come out as the input wrote them: a jsonl number keeps its digits (a JSON parser would turn
+an integer beyond 64 bits into a float), binary ids and text are decoded as UTF-8, and a jsonl
+file may start with a UTF-8 byte order mark (RFC 8259, 8.1). A row without a usable id is named
+FILE/ROW; an id that cannot be written as text (a list, invalid UTF-8) is the row's recorded error.
+A byte order mark may also start any line: files joined with `cat` carry each file's own.
 """
 
 from __future__ import annotations
 
-import os
+import codecs
+import json
 from collections.abc import Iterator
 
 import orjson
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.io import DataFolder, get_datafolder
+from datatrove.io import DataFolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
-from prox.pipeline.shards import INPUT_EXTENSIONS, LOGS_DIR, PROMPTS_DIR, OutputLayout, shard_end
+from prox.pipeline.input_files import dangling_target, list_input
+from prox.pipeline.shards import OutputLayout, shard_end
 
 _MISSING = object()
 
 
-def input_folder_and_files(path: str) -> tuple[DataFolder, list[str]]:
-    """The folder to read and its input files (sorted), for a folder or a single file."""
-    if os.path.isfile(path):
-        return get_datafolder(os.path.dirname(os.path.abspath(path))), [os.path.basename(path)]
-    folder = get_datafolder(path)
-    if not folder.isdir(""):
-        raise FileNotFoundError(f"input {path} does not exist")
-    files = sorted(f for f in folder.list_files(recursive=True) if f.endswith(INPUT_EXTENSIONS))
-    if folder.isfile("stats.json") or folder.isfile(f"{LOGS_DIR}/settings.json"):  # a prox output folder
-        files = [f for f in files if f.split("/", 1)[0] not in (LOGS_DIR, PROMPTS_DIR)]
-    return folder, files
+def id_text(value) -> tuple[str | None, str | None]:
+    """(the id as text, or None for none; an error when the value cannot be an id)."""
+    if value is None or value == "" or value == b"":
+        return None, None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "the id is binary and not valid UTF-8"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "the id is not valid Unicode (a lone surrogate)"
+        return value, None
+    if isinstance(value, bool):
+        return ("true" if value else "false"), None
+    if isinstance(value, (dict, list, tuple)):
+        return None, f"the id is a {type(value).__name__}, not a string or a number"
+    return str(value), None
+
+
+def _literal_numbers(raw: str | bytes) -> object:
+    """A JSON line parsed with every number kept as the text it is written as."""
+    return json.loads(raw, parse_int=str, parse_float=str)
 
 
 class ShardReader(PipelineStep):
@@ -55,7 +77,8 @@ class ShardReader(PipelineStep):
         self.batch_size = batch_size
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        folder, files = input_folder_and_files(self.input_path)
+        listing = list_input(self.input_path)
+        folder, files = listing.folder, listing.files
         layout = OutputLayout(self.output_path, self.job)
         budget = self.limit if self.limit >= 0 else float("inf")
         for shard in (self.shards if self.shards is not None else files)[rank::world_size]:
@@ -73,7 +96,9 @@ class ShardReader(PipelineStep):
                     rows += 1
                     yield document
             except Exception as error:  # any read error fails this shard only
-                message = f"cannot read {folder.resolve_paths(shard)} after row {rows}: {error}"
+                target = dangling_target(folder, shard)
+                reason = f"it is a symlink to {target}, which does not exist" if target else error
+                message = f"cannot read {folder.resolve_paths(shard)} after row {rows}: {reason}"
                 logger.error(message)
                 self.stat_update("shards_failed")
                 yield shard_end(shard, rows, failed=message)
@@ -111,6 +136,7 @@ class ShardReader(PipelineStep):
         with folder.open(shard, "rb", compression="infer") as file:
             index = 0
             for raw in file:
+                raw = raw.removeprefix(codecs.BOM_UTF8)  # at a file's start, or a line's in files joined by cat
                 if not raw.strip():
                     continue
                 with self.track_time():
@@ -118,6 +144,9 @@ class ShardReader(PipelineStep):
                         row = orjson.loads(raw)
                         if not isinstance(row, dict):
                             raise ValueError(f"a JSON {type(row).__name__}, not an object")
+                        raw_id = row.get(self.id_key)
+                        if isinstance(raw_id, float) or raw_id == 0 and type(raw_id) is int:  # -0, 1e5, 2**70
+                            row[self.id_key] = _literal_numbers(raw)[self.id_key]
                         document = self._document(row, shard, index)
                     except (ValueError, orjson.JSONDecodeError) as error:
                         document = self._unreadable_row(raw, shard, index, error)
@@ -142,14 +171,26 @@ class ShardReader(PipelineStep):
             error, text = f"row has no {self.text_key!r} field", ""
         elif text is None:
             error, text = f"{self.text_key!r} is null", ""
+        elif isinstance(text, bytes):  # a binary column, as many exported data sets have
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as decoding:
+                error = f"{self.text_key!r} is binary and not valid UTF-8 ({decoding.reason} at byte {decoding.start})"
+                text = text.decode("utf-8", errors="backslashreplace")
         elif not isinstance(text, str):
             error, text = f"{self.text_key!r} is a {type(text).__name__}, not a string", repr(text)
-        metadata.update(prox_shard=shard, prox_row=index, prox_input_error=error)
-        doc_id = str(raw_id) if raw_id not in (None, "") else f"{shard}/{index}"
-        return Document(text=text, id=doc_id, metadata=metadata)
+        doc_id, id_error = id_text(raw_id)
+        metadata.update(prox_shard=shard, prox_row=index, prox_input_error=error or id_error)
+        return Document(text=text, id=doc_id or f"{shard}/{index}", metadata=metadata)
 
     def _unreadable_row(self, raw: bytes, shard: str, index: int, error: Exception) -> Document:
-        """A line that is not valid UTF-8 JSON: kept, as text, for the exclusions."""
+        """A line that is not valid UTF-8 JSON: kept, as text, for the exclusions, under its own id when
+        that part of the line can be read."""
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        try:
+            row = _literal_numbers(raw.decode("utf-8", errors="surrogateescape"))
+        except ValueError:
+            row = None
+        doc_id, _ = id_text(row.get(self.id_key)) if isinstance(row, dict) else (None, None)
         metadata = {"prox_shard": shard, "prox_row": index, "prox_input_error": f"unreadable line: {error}"}
-        return Document(text=text, id=f"{shard}/{index}", metadata=metadata)
+        return Document(text=text, id=doc_id or f"{shard}/{index}", metadata=metadata)

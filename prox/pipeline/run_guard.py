@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import orjson
 
+from prox.pipeline.input_files import is_local
 from prox.pipeline.shards import EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR, OutputLayout
 
 LOCK_NAME = f"{LOGS_DIR}/run.lock"
@@ -43,8 +44,7 @@ class SettingsChangedError(Exception):
 def output_lock(layout: OutputLayout, output_path: str) -> Iterator[None]:
     """Holds the output's run lock for the duration; raises OutputBusyError at once if it is held.
     Remote outputs (s3://, hf://) have no lock: run one job per remote folder."""
-    protocols = layout.folder.fs.protocol  # a name or a tuple of names, in fsspec
-    if "file" not in (protocols if isinstance(protocols, tuple) else (protocols,)):
+    if not is_local(layout.folder):
         yield
         return
     path = layout.folder.resolve_paths(LOCK_NAME)

@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
 
 from prox.pipeline.executors import ExecutorSettings
-from prox.pipeline.reader import input_folder_and_files
+from prox.pipeline.input_files import list_input
+from prox.pipeline.output_names import renamed_note
 from prox.pipeline.run_guard import check_settings, clear_output, output_lock
 from prox.pipeline.shards import LOGS_DIR, PROMPTS_DIR, OutputLayout
 from prox.pipeline.stats import merge_summaries
@@ -39,10 +41,14 @@ def run_shards(
     are those at submission (`submitted`: the job id).
     The run holds the output's lock throughout; settings that differ from the output's are refused
     (SettingsChangedError) unless `overwrite`, which deletes the job's earlier results first.
+    Every shard is given its output names (output_names) before anything runs.
 
     Returns the statistics, with `ran_shards`: how many shards this call processed.
     """
-    _, shards = input_folder_and_files(input_path)
+    listing = list_input(input_path)
+    shards = listing.files
+    for note in listing.notes:
+        logger.warning(f"input: {note}")
     if not shards:
         raise NoInputError(f"no input files (.parquet, .jsonl, .jsonl.gz, .json.gz) under {input_path}")
     layout = OutputLayout(output_path, job)
@@ -51,6 +57,9 @@ def run_shards(
         if overwrite:
             clear_output(layout, job)
         check_settings(layout, settings_name, settings, output_path)
+        renamed = layout.record_names(shards)
+        for shard, name in renamed.items():
+            logger.warning(f"output: {renamed_note(shard, name)}")
         pending = [shard for shard in shards if not layout.is_done(shard)]
         if pending:
             layout.write_json(settings_name, settings)
@@ -61,11 +70,12 @@ def run_shards(
                                                                   layout.folder.fs))
             submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir,
                                                              devices)
-        return _write_stats(layout, shards, job, settings, len(pending)) | ({"submitted": submitted}
-                                                                            if pending and submitted else {})
+        notes = {"input_notes": listing.notes, "output_names": renamed}
+        return _write_stats(layout, shards, job, {"settings": settings} | notes, len(pending)) | (
+            {"submitted": submitted} if pending and submitted else {})
 
 
-def _write_stats(layout: OutputLayout, shards: list[str], job: str, settings: dict, ran: int) -> dict:
-    stats = merge_summaries(layout, shards, job) | {"settings": settings, "ran_shards": ran}
+def _write_stats(layout: OutputLayout, shards: list[str], job: str, extra: dict, ran: int) -> dict:
+    stats = merge_summaries(layout, shards, job) | extra | {"ran_shards": ran}
     layout.write_json("stats.json" if job == "documents" else f"{PROMPTS_DIR}/stats.json", stats)
     return stats

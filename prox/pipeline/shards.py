@@ -15,10 +15,12 @@ import orjson
 from datatrove.data import Document
 from datatrove.io import DataFolder, get_datafolder
 
-INPUT_EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz")  # .json.gz: jsonl, as in C4
+from prox.pipeline.output_names import NameBook, shard_stem
+
 EXCLUDED_DIR = "excluded"
 LOGS_DIR = "logs"
 PROMPTS_DIR = "prompts"
+NAMES_FILE = f"{LOGS_DIR}/names.json"
 
 
 @dataclass(slots=True)
@@ -41,19 +43,13 @@ def shard_end(shard: str, rows: int, failed: str | None = None, complete: bool =
     return ShardEnd(text="", id=f"end-of-shard:{shard}", shard=shard, rows=rows, failed=failed, complete=complete)
 
 
-def shard_stem(shard: str) -> str:
-    """Output name of a shard: its path relative to the input folder, without the input extension."""
-    for extension in INPUT_EXTENSIONS:
-        if shard.endswith(extension):
-            return shard[: -len(extension)]
-    return shard
-
-
 class OutputLayout:
     """Where everything goes under the output folder.
 
     `job` separates the bookkeeping of runs that write different things: "documents" (refine and
-    apply) and "prompts" (refine --dry-run) mark their shards done independently.
+    apply) and "prompts" (refine --dry-run) mark their shards done independently. Each shard's
+    outputs carry its name from OUT/logs/names.json (see output_names); a shard not named there yet
+    is given the name a run would give it.
     """
 
     KIND_DIRS = {"kept": "", "excluded": f"{EXCLUDED_DIR}/", "prompts": f"{PROMPTS_DIR}/"}
@@ -61,23 +57,42 @@ class OutputLayout:
     def __init__(self, output: str | DataFolder, job: str = "documents"):
         self.folder = output if isinstance(output, DataFolder) else get_datafolder(output)
         self.summaries = "shards" if job == "documents" else f"{job}-shards"
+        self._book: NameBook | None = None
+
+    def name(self, shard: str) -> str:
+        return self._names().name(shard)
+
+    def record_names(self, shards: list[str]) -> dict[str, str]:
+        """Names every shard, in sorted order, and records new names; call it holding the run's lock.
+        Returns the shards whose name is not their plain one, with that name."""
+        self._book = None  # read the record afresh
+        before = dict(self._names().names)
+        names = {shard: self.name(shard) for shard in sorted(shards)}
+        if self._book.names != before:
+            self.write_json(NAMES_FILE, self._book.names)
+        return {shard: name for shard, name in names.items() if name != shard_stem(shard)}
+
+    def _names(self) -> NameBook:
+        if self._book is None:
+            self._book = NameBook(self.read_json(NAMES_FILE) if self.folder.isfile(NAMES_FILE) else {})
+        return self._book
 
     def part_name(self, shard: str, kind: str, part: int) -> str:
         """Output file `part` of a shard for `kind` ("kept", "excluded" or "prompts")."""
         suffix = ".parquet" if part == 0 else f".part{part}.parquet"
-        return self.KIND_DIRS[kind] + shard_stem(shard) + suffix
+        return self.KIND_DIRS[kind] + self.name(shard) + suffix
 
     def partial_name(self, final_name: str) -> str:
         return f"{LOGS_DIR}/partial/{final_name}"
 
     def summary_name(self, shard: str) -> str:
-        return f"{LOGS_DIR}/{self.summaries}/{shard_stem(shard)}.json"
+        return f"{LOGS_DIR}/{self.summaries}/{self.name(shard)}.json"
 
     def limited_name(self, shard: str) -> str:
-        return f"{LOGS_DIR}/limited-{self.summaries}/{shard_stem(shard)}.json"
+        return f"{LOGS_DIR}/limited-{self.summaries}/{self.name(shard)}.json"
 
     def failure_name(self, shard: str) -> str:
-        return f"{LOGS_DIR}/failed-{self.summaries}/{shard_stem(shard)}.json"
+        return f"{LOGS_DIR}/failed-{self.summaries}/{self.name(shard)}.json"
 
     def is_done(self, shard: str) -> bool:
         return self.folder.isfile(self.summary_name(shard))
