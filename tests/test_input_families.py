@@ -113,14 +113,20 @@ def test_symlinked_folders_are_followed_once_and_loops_and_second_paths_are_repo
     os.symlink("..", source / "deep" / "up")  # a folder above
     os.symlink(elsewhere / "single.jsonl", source / "file-link.jsonl")
     os.symlink("own.jsonl", source / "own-again.jsonl")  # a second path to a listed file
+    write(source / "hub" / "blobs" / "3f2a", documents("blob", 2))  # a Hugging Face cache: blobs have no extension
+    (source / "hub" / "snapshots" / "r1").mkdir(parents=True)
+    os.symlink("../../blobs/3f2a", source / "hub" / "snapshots" / "r1" / "train.jsonl")
+    os.symlink(tmp_path / "unmounted" / "shards", source / "archive")  # a folder of shards, not there
 
     result = refine(source, out)
     assert ids_by_shard(out) == {"again/a.jsonl": {"a#0", "a#1"}, "again/sub/b.parquet": {"b#0", "b#1"},
-                                 "file-link.jsonl": {"single#0", "single#1"}, "own.jsonl": {"own#0", "own#1"}}
+                                 "file-link.jsonl": {"single#0", "single#1"}, "own.jsonl": {"own#0", "own#1"},
+                                 "hub/snapshots/r1/train.jsonl": {"blob#0", "blob#1"}}
     reported = ["linked/ not followed: it is again/ again, listed there",
                 "loop/ not followed: it is the input folder again (a symlink loop)",
                 "deep/up/ not followed: it is the input folder again (a symlink loop)",
-                "own-again.jsonl read once, as own.jsonl: they are the same file"]
+                "own-again.jsonl read once, as own.jsonl: they are the same file",
+                f"archive not read: a symlink to {tmp_path / 'unmounted' / 'shards'}, which does not exist"]
     for note in reported:
         assert note in result.stderr and f"input: {note}" in result.stdout
     found = verified(source, out)
@@ -142,7 +148,9 @@ def test_ids_come_out_exactly_as_written_or_the_row_records_why(tmp_path):
              f'{{"id": 9223372036854775807, "text": {text}}}', f'{{"id": -0, "text": {text}}}',
              f'{{"id": 1e5, "text": {text}}}', f'{{"id": 1.50, "text": {text}}}', f'{{"id": true, "text": {text}}}',
              f'{{"id": [1, 2], "text": {text}}}', '{"id": "surrogate text", "text": "\\ud800 x"}',
-             f'{{"id": "\\udc00", "text": {text}}}', f'{{"id": "plain", "text": {text}}}']
+             f'{{"id": "\\udc00", "text": {text}}}', f'{{"id": "plain", "text": {text}}}',
+             f'{{"id": "deep", "text": {text}, "x": {"[" * 3000 + "]" * 3000}}}',  # deeper than Python parses
+             f'{{"id": 0, "text": {text}, "x": {"[" * 1000 + "]" * 1000}}}']
     (source / "ids.jsonl").write_bytes("\n".join(lines).encode() + b'\n{"id": "latin-1 text", "text": "caf\xe9"}\n')
     pq.write_table(pa.table({"id": pa.array([2**64 - 1, 2**63], pa.uint64()), "text": [TEXTS[1]] * 2}),
                    source / "uint64.parquet")
@@ -153,12 +161,12 @@ def test_ids_come_out_exactly_as_written_or_the_row_records_why(tmp_path):
     refine(source, out)
     rows = {(r["metadata"]["prox_shard"], r["metadata"]["prox_row"]): r for r in output_rows(out)}
     ids = {key: row["id"] for key, row in rows.items()}
-    assert [ids[("ids.jsonl", i)] for i in range(12)] == [
+    assert [ids[("ids.jsonl", i)] for i in range(14)] == [
         "1180591620717411303425", "1180591620717411303426", "9223372036854775807", "-0", "1e5", "1.50", "true",
-        "ids.jsonl/7", "surrogate text", "ids.jsonl/9", "plain", "latin-1 text"]
+        "ids.jsonl/7", "surrogate text", "ids.jsonl/9", "plain", "ids.jsonl/11", "ids.jsonl/12", "latin-1 text"]
     errors = {key: row["metadata"]["prox_input_error"] for key, row in rows.items()}
     assert errors[("ids.jsonl", 7)] == "the id is a list, not a string or a number"
-    assert all(errors[("ids.jsonl", i)].startswith("unreadable line") for i in (8, 9, 11))
+    assert all(errors[("ids.jsonl", i)].startswith("unreadable line") for i in (8, 9, 11, 12, 13))
     assert not any(errors[("ids.jsonl", i)] for i in (0, 1, 2, 3, 4, 5, 6, 10))
     assert [ids[("uint64.parquet", i)] for i in range(2)] == ["18446744073709551615", "9223372036854775808"]
     assert ids[("binary-ids.parquet", 0)] == "bin-id" and ids[("binary-ids.parquet", 1)] == "binary-ids.parquet/1"

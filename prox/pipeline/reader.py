@@ -23,7 +23,7 @@ from datatrove.io import DataFolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
-from prox.pipeline.input_files import dangling_target, list_input
+from prox.pipeline.input_files import dangling_target, input_folder, list_input
 from prox.pipeline.shards import OutputLayout, shard_end
 
 _MISSING = object()
@@ -52,8 +52,12 @@ def id_text(value) -> tuple[str | None, str | None]:
 
 
 def _literal_numbers(raw: str | bytes) -> object:
-    """A JSON line parsed with every number kept as the text it is written as."""
-    return json.loads(raw, parse_int=str, parse_float=str)
+    """A JSON line parsed with every number kept as the text it is written as; ValueError if it
+    cannot be parsed (also for nesting deeper than Python's recursion allows)."""
+    try:
+        return json.loads(raw, parse_int=str, parse_float=str)
+    except RecursionError as error:
+        raise ValueError("nested too deeply") from error
 
 
 class ShardReader(PipelineStep):
@@ -77,11 +81,11 @@ class ShardReader(PipelineStep):
         self.batch_size = batch_size
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        listing = list_input(self.input_path)
-        folder, files = listing.folder, listing.files
+        folder = input_folder(self.input_path)
         layout = OutputLayout(self.output_path, self.job)
         budget = self.limit if self.limit >= 0 else float("inf")
-        for shard in (self.shards if self.shards is not None else files)[rank::world_size]:
+        shards = self.shards if self.shards is not None else list_input(self.input_path).files
+        for shard in shards[rank::world_size]:
             if layout.is_done(shard):
                 self.stat_update("shards_already_done")
                 continue
