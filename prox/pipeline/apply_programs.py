@@ -28,10 +28,13 @@ class ApplyPrograms(PipelineStep):
                 continue
             metadata = document.metadata
             with self.track_time():
-                if metadata.get("prox_input_error"):
-                    outcome = Outcome(document.text, Action.DROPPED, Reason.INVALID_INPUT)
+                if metadata.get("prox_input_error"):  # every document counts in the words in
+                    words = len(document.text.split())
+                    outcome = Outcome(document.text, Action.DROPPED, Reason.INVALID_INPUT, words_before=words)
                 elif metadata.get("prox_engine_error"):
-                    outcome = Outcome(document.text, Action.KEPT, Reason.ENGINE_ERROR)
+                    words = len(document.text.split())
+                    outcome = Outcome(document.text, Action.KEPT, Reason.ENGINE_ERROR, words_before=words,
+                                      words_after=words)
                 else:
                     outcome = execute_programs(document.text, metadata.get("doc_program"),
                                                metadata.get("chunk_program"), self.policy)

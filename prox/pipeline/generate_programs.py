@@ -5,7 +5,9 @@ output in `metadata.doc_program` or `metadata.chunk_program` and leaves executio
 ApplyPrograms, so `prox apply` on the stored programs gives the same result. Documents that need
 no request (empty text, unreadable input, dropped by the doc program) pass through untouched.
 A prompt the engine cannot serve is recorded in `metadata.prox_engine_error`. The engine runs in
-a thread of its own, one batch ahead of the CPU work, so a GPU is not left waiting for prompts.
+a thread of its own, one batch ahead of the CPU work, so a GPU is not left waiting for prompts; it
+starts as the step starts, so the chunk stage's engine loads while the doc stage generates, and it
+is shared with the other stage when both name the same model (engines.shared).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
 from prox.engines import Completion, EngineSpec, GenerationSettings, Prompt, load_tokenizer
+from prox.engines.shared import shared_engine
 from prox.execution import doc_drops
 from prox.language import parse_program
 from prox.pipeline.shards import ShardEnd
@@ -112,7 +115,7 @@ class GeneratePrograms(PipelineStep):
         # One thread owns the engine (built and used there) so generation overlaps the CPU work of
         # the next batch: reading, prompt building, and the later steps on the previous batch.
         generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prox-{self.stage}-engine")
-        engine: Future | None = None
+        engine = generator.submit(self._create_engine)
         in_flight: _InFlight | None = None
         progress = _Progress(self.stage)
         try:
@@ -121,7 +124,6 @@ class GeneratePrograms(PipelineStep):
                 prompts: list[list[Prompt]] = []
                 result = None
                 if todo:
-                    engine = engine or generator.submit(self._create_engine)
                     tick = time.perf_counter()
                     prompts = self._prompts(builder, todo)
                     self.stat_update("prompt_building_ms", value=round(1000 * (time.perf_counter() - tick)))
@@ -136,7 +138,7 @@ class GeneratePrograms(PipelineStep):
 
     def _create_engine(self):
         tick = time.perf_counter()
-        engine = self.engine_spec.create()
+        engine = shared_engine(self.engine_spec)
         self.stat_update("engine_start_ms", value=round(1000 * (time.perf_counter() - tick)))
         return engine
 

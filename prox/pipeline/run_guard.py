@@ -29,7 +29,7 @@ LOCK_NAME = f"{LOGS_DIR}/run.lock"
 # Settings that change how fast a run goes, not what it writes.
 RUN_ONLY_SETTINGS = {"limit", "batch_size", "engine.batch_tokens", "engine.gpus", "engine.gpu_memory_utilization",
                      "engine.tensor_parallel_size", "engine.concurrency", "engine.request_timeout", "engine.retries",
-                     "engine.device", "engine.endpoint", "engine.chunk_endpoint"}
+                     "engine.device", "engine.endpoint", "engine.chunk_endpoint", "engine.enforce_eager"}
 
 
 class OutputBusyError(Exception):
