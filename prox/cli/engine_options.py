@@ -44,8 +44,8 @@ _OPTIONS = [
     click.option("--chunk-endpoint", default=None, help="Server of the chunk model [default: --endpoint] (openai)."),
     click.option("--api-key", envvar="PROX_API_KEY", show_envvar=True, default=None,
                  help="Bearer key for the server (openai); prefer the environment variable."),
-    click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True,
-                 help="Requests in flight per stage (openai)."),
+    click.option("--concurrency", type=click.IntRange(min=1), default=256, show_default=True,
+                 help="Requests in flight per stage: enough to fill a GPU server's batch (openai)."),
     click.option("--request-timeout", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
                  help="Seconds before a request is abandoned and retried (openai)."),
     click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True,
@@ -68,7 +68,7 @@ class EngineOptions:
     endpoint: str | None = None
     chunk_endpoint: str | None = None
     api_key: str | None = None
-    concurrency: int = 16
+    concurrency: int = 256
     request_timeout: float = 600.0
     retries: int = 5
 

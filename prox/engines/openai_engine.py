@@ -2,8 +2,9 @@
 
 Each prompt is one `POST {endpoint}/v1/completions` (greedy, n=1), sent as token ids when the
 prompt has them (vLLM and `prox serve` accept a list of ids) and as text otherwise, so the server
-tokenizes it the way a local engine would. Requests run `concurrency` at a time, each worker thread
-on its own keep-alive connection.
+tokenizes it the way a local engine would. Requests are asynchronous (aiohttp, on an event loop in
+a thread of the engine's own), up to `concurrency` in flight on as many keep-alive connections:
+a GPU server batches what is in flight, so it wants hundreds, not a handful.
 
 Before the first request the engine reads `GET {endpoint}/v1/models`: a refused key stops it at
 once, and the model's `max_model_len` (vLLM and `prox serve` report it) caps each id prompt's
@@ -17,8 +18,9 @@ Failure policy:
 - Connection errors, timeouts, HTTP 408, 429 and 5xx (but 501 and 505) are the server's trouble,
   not the prompt's: retried up to `retries` times after `backoff * 2**attempt` seconds (at most 60,
   plus a little jitter; a `Retry-After` is honoured), then EngineError, so the task fails before its
-  shard is committed and a rerun resumes it. A keep-alive connection the server closed while idle
-  is reopened once without counting as a failure.
+  shard is committed and a rerun resumes it; the requests still in flight are abandoned. A server
+  that hangs up without answering (as it does on a keep-alive connection it closed while idle) is
+  asked again once at once, without counting as a failure.
 - Any other 4xx (a prompt longer than the context, a body too large) is the server refusing this
   prompt: no retry, the prompt gets a Completion error with the server's message. A 2xx that is
   not a completion (not JSON, no choices) is recorded the same way.
@@ -31,16 +33,16 @@ Failure policy:
 
 from __future__ import annotations
 
-import http.client
+import asyncio
 import os
 import random
-import socket
 import textwrap
 import threading
 import urllib.parse
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+import weakref
 from dataclasses import dataclass
 
+import aiohttp
 import orjson
 from datatrove.utils.logging import logger
 
@@ -49,7 +51,7 @@ from prox.engines.base import Completion, EngineError, GenerationSettings, Promp
 MAX_BACKOFF_S = 60.0
 RETRIED_STATUSES = {408, 429}  # and every 5xx but these:
 NOT_IMPLEMENTED = {501, 505}
-CONFIGURATION_STATUSES = {401, 403, 404, 405, *NOT_IMPLEMENTED}  # and every 3xx: http.client follows no redirects
+CONFIGURATION_STATUSES = {401, 403, 404, 405, *NOT_IMPLEMENTED}  # and every 3xx: redirects are not followed
 MESSAGE_CHARS = 300
 
 
@@ -60,21 +62,53 @@ class _Reply:
     location: str | None = None
 
 
+class _Client:
+    """An HTTP session and the event loop it runs on, in a thread of its own, so that the engine's
+    synchronous callers (one thread per stage) share keep-alive connections across calls."""
+
+    def __init__(self, concurrency: int, headers: dict, timeout: float):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="prox-openai", daemon=True)
+        self.thread.start()
+
+        async def open_session() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=timeout))
+
+        self.session = self.run(open_session())
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        """Closes the connections (waking what waits on them) and stops the thread."""
+        if self.loop.is_closed() or not self.loop.is_running():
+            return
+        if threading.current_thread() is self.thread:  # dropped by a callback of the loop itself
+            self.loop.call_soon(self.loop.stop)
+            return
+        asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
 class OpenAIEngine:
     """`model` is the name the server knows the model by (for vLLM, the path or hub name it was started
     with, or its --served-model-name). The key is `api_key`, else the environment's PROX_API_KEY, else
     OPENAI_API_KEY (as the openai client does: it is sent to whatever endpoint is named). `context`
     caps generation for servers that do not report the model's max_model_len."""
 
-    def __init__(self, model: str, endpoint: str, api_key: str | None = None, concurrency: int = 16,
+    concurrent_calls = True  # calls from several threads share the client's event loop
+
+    def __init__(self, model: str, endpoint: str, api_key: str | None = None, concurrency: int = 256,
                  timeout: float = 600.0, retries: int = 5, backoff: float = 1.0, context: int | None = None):
         parts = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"endpoint must be an http(s) URL like http://host:8000, not {endpoint!r}")
         path = parts.path.rstrip("/")
-        self.base_path = path[: -len("/v1")] if path.endswith("/v1") else path
-        self.endpoint = f"{parts.scheme}://{parts.netloc}{self.base_path}"
-        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        base_path = path[: -len("/v1")] if path.endswith("/v1") else path
+        self.endpoint = f"{parts.scheme}://{parts.netloc}{base_path}"
         self.model, self.timeout, self.retries, self.backoff = model, timeout, retries, backoff
         self.concurrency, self.context = concurrency, context
         key = api_key or os.environ.get("PROX_API_KEY") or os.environ.get("OPENAI_API_KEY")
@@ -83,46 +117,47 @@ class OpenAIEngine:
             self.headers["Authorization"] = f"Bearer {key}"
         self.served_models: list[str] | None = None
         self._checked = False
-        self._lock = threading.Lock()  # the pool and the set of connections
-        self._check_lock = threading.Lock()
-        self._local = threading.local()
-        self._pool: ThreadPoolExecutor | None = None
-        self._connections: set[http.client.HTTPConnection] = set()
+        self._lock = threading.Lock()  # the client
+        self._client: _Client | None = None
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
         if not prompts:
             return []
-        self._check_server()
         with self._lock:
-            self._pool = self._pool or ThreadPoolExecutor(self.concurrency, thread_name_prefix="prox-openai")
-        stop = threading.Event()  # set when one prompt gives up, so the others stop retrying
-        futures = [self._pool.submit(self._complete, p, settings.max_new_tokens, stop) for p in prompts]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = next((f for f in done if f.exception() is not None), None)
-        if failed is not None:
-            stop.set()
-            self.close()  # the other requests are abandoned: the task fails
-            raise failed.exception()
-        results = [f.result() for f in futures]
+            if self._client is None:
+                self._client = _Client(self.concurrency, self.headers, self.timeout)
+                weakref.finalize(self, self._client.close)  # also at exit
+            client = self._client
+        try:
+            return client.run(self._generate(client.session, prompts, settings.max_new_tokens))
+        except EngineError:
+            self.close()  # the task fails: nothing of this engine outlives it
+            raise
+
+    def close(self) -> None:
+        """Closes the connections and stops the client's thread; a later call opens them again."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _generate(self, session: aiohttp.ClientSession, prompts: list[Prompt],
+                        max_new_tokens: int) -> list[Completion]:
+        await self._check_server(session)
+        slots = asyncio.Semaphore(self.concurrency)
+        tasks = [asyncio.ensure_future(self._complete(session, p, max_new_tokens, slots)) for p in prompts]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:  # one prompt gave up: the others are abandoned
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         self._raise_if_misconfigured(results)
         return [completion for completion, _ in results]
 
-    def close(self) -> None:
-        """Stops the worker threads and closes their connections, waking any thread blocked on a reply
-        (else the interpreter would wait for it at exit, up to `timeout`)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-            connections, self._connections = self._connections, set()
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-        for connection in connections:
-            if connection.sock is not None:
-                try:
-                    connection.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def _complete(self, prompt: Prompt, max_new_tokens: int, stop: threading.Event) -> tuple[Completion, int | None]:
+    async def _complete(self, session: aiohttp.ClientSession, prompt: Prompt, max_new_tokens: int,
+                        slots: asyncio.Semaphore) -> tuple[Completion, int | None]:
         """One prompt's Completion, with the HTTP status of a rejection (None when served)."""
         tokens = len(prompt.ids) if prompt.ids is not None else 0
         max_tokens = max_new_tokens
@@ -133,7 +168,8 @@ class OpenAIEngine:
             max_tokens = min(max_new_tokens, self.context - tokens)
         payload = {"model": self.model, "prompt": list(prompt.ids) if prompt.ids is not None else prompt.text,
                    "max_tokens": max_tokens, "temperature": 0, "n": 1}
-        reply = self._send("POST", "/v1/completions", orjson.dumps(payload), stop)
+        async with slots:
+            reply = await self._send(session, "POST", "/v1/completions", orjson.dumps(payload))
         if not 200 <= reply.status < 300:
             if 300 <= reply.status < 400:
                 reason = f"redirected to {reply.location or 'an unnamed location'}"
@@ -170,82 +206,75 @@ class OpenAIEngine:
         raise EngineError(f"{self.endpoint} refused all {len(results)} requests of this batch; {advice}. "
                           f"First refusal: {error}")
 
-    def _check_server(self) -> None:
+    async def _check_server(self, session: aiohttp.ClientSession) -> None:
         """Reads the model list once: a refused key raises, the model's context is noted."""
-        with self._check_lock:
-            if self._checked:
-                return
-            reply = self._send("GET", "/v1/models", None, threading.Event())
-            if reply.status in (401, 403):
-                raise EngineError(f"{self.endpoint} refused the API key (HTTP {reply.status}: "
-                                  f"{message_of(reply.body) or 'no message'}); check --api-key, or PROX_API_KEY / "
-                                  "OPENAI_API_KEY in the environment")
-            self._checked = True
-            if reply.status != 200:  # not every server lists its models
-                return
-            try:
-                models = [m for m in orjson.loads(reply.body)["data"] if isinstance(m, dict)]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                return
-            self.served_models = [str(m.get("id")) for m in models]
-            ours = next((m for m in models if m.get("id") == self.model), None)
-            if ours is None:
-                logger.warning(f"{self.endpoint} does not list model {self.model!r} (it lists "
-                               f"{', '.join(self.served_models) or 'none'}); requests may be refused")
-            elif self.context is None and isinstance(ours.get("max_model_len"), int):
-                self.context = ours["max_model_len"]
+        if self._checked:
+            return
+        reply = await self._send(session, "GET", "/v1/models", None)
+        if reply.status in (401, 403):
+            raise EngineError(f"{self.endpoint} refused the API key (HTTP {reply.status}: "
+                              f"{message_of(reply.body) or 'no message'}); check --api-key, or PROX_API_KEY / "
+                              "OPENAI_API_KEY in the environment")
+        self._checked = True
+        if reply.status != 200:  # not every server lists its models
+            return
+        try:
+            models = [m for m in orjson.loads(reply.body)["data"] if isinstance(m, dict)]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        self.served_models = [str(m.get("id")) for m in models]
+        ours = next((m for m in models if m.get("id") == self.model), None)
+        if ours is None:
+            logger.warning(f"{self.endpoint} does not list model {self.model!r} (it lists "
+                           f"{', '.join(self.served_models) or 'none'}); requests may be refused")
+        elif self.context is None and isinstance(ours.get("max_model_len"), int):
+            self.context = ours["max_model_len"]
 
-    def _send(self, method: str, path: str, body: bytes | None, stop: threading.Event) -> _Reply:
+    async def _send(self, session: aiohttp.ClientSession, method: str, path: str, body: bytes | None) -> _Reply:
         """The reply to one request, retrying the server's transient failures; EngineError when they persist."""
         last = ""
-        for attempt in range(self.retries + 1):
+        hung_up = False
+        attempt = 0
+        while True:
             retry_after = None
             try:
-                reply, retry_after = self._exchange(method, path, body)
-            except (OSError, http.client.HTTPException) as error:
-                last = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                reply, retry_after = await self._exchange(session, method, path, body)
+            except aiohttp.ServerDisconnectedError as error:
+                if not hung_up:  # likely a keep-alive connection the server closed while idle
+                    hung_up = True
+                    continue
+                last = _describe(error)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+                last = _describe(error, self.timeout)
             else:
                 if reply.status not in RETRIED_STATUSES and (reply.status < 500 or reply.status in NOT_IMPLEMENTED):
                     return reply
                 last = f"HTTP {reply.status}: {message_of(reply.body) or 'no message'}"
-            if attempt == self.retries or stop.is_set():
+            if attempt == self.retries:
                 break
             delay = min(MAX_BACKOFF_S, max(self.backoff * 2**attempt, retry_after or 0.0))
             delay *= 1 + 0.1 * random.random()
-            logger.warning(f"{self.endpoint}{path}: {last}; retry {attempt + 1} of {self.retries} in {delay:.1f} s")
-            if stop.wait(delay):
-                break
+            attempt += 1
+            logger.warning(f"{self.endpoint}{path}: {last}; retry {attempt} of {self.retries} in {delay:.1f} s")
+            await asyncio.sleep(delay)
         raise EngineError(f"{self.endpoint}{path} failed {attempt + 1} times; last error: {last}")
 
-    def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[_Reply, float | None]:
-        """One request on this thread's keep-alive connection: (reply, Retry-After seconds)."""
-        for reopened in (False, True):
-            connection = getattr(self._local, "connection", None)
-            reused = connection is not None and connection.sock is not None
-            if connection is None:
-                connection = self._local.connection = self._connect()
-            try:
-                connection.request(method, self.base_path + path, body=body, headers=self.headers)
-                response = connection.getresponse()
-                data = response.read()
-            except ConnectionError:
-                connection.close()
-                if reused and not reopened:  # the server closed it while it was idle: reopen, no failure
-                    continue
-                raise
-            except BaseException:
-                connection.close()  # a half-done exchange leaves the connection unusable
-                raise
-            return _Reply(response.status, data, response.getheader("Location")), _seconds(
-                response.getheader("Retry-After"))
-        raise AssertionError("unreachable")
+    async def _exchange(self, session: aiohttp.ClientSession, method: str, path: str,
+                        body: bytes | None) -> tuple[_Reply, float | None]:
+        """One request: (reply, Retry-After seconds)."""
+        async with session.request(method, self.endpoint + path, data=body, allow_redirects=False) as response:
+            data = await response.read()
+            return _Reply(response.status, data, response.headers.get("Location")), _seconds(
+                response.headers.get("Retry-After"))
 
-    def _connect(self) -> http.client.HTTPConnection:
-        kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        connection = kind(self.host, self.port, timeout=self.timeout)
-        with self._lock:
-            self._connections.add(connection)
-        return connection
+
+def _describe(error: BaseException, timeout: float | None = None) -> str:
+    """`ConnectionRefusedError: ...` for a refused connection (the OS error under aiohttp's), a timeout
+    in words, else the error's type and message."""
+    if isinstance(error, asyncio.TimeoutError):
+        return f"TimeoutError: timed out after {timeout} s"
+    error = getattr(error, "os_error", None) or error
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def message_of(body: bytes) -> str:

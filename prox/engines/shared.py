@@ -4,12 +4,14 @@ Starting an engine is the slow part of a short run (vLLM takes half a minute on 
 load on a GPU), and two copies of one model waste the GPU's memory. So the doc and chunk stages
 share the engine when they name the same model with the same options (a refiner trained for both
 stages), and the tasks that one process runs one after another reuse it instead of starting it
-again. Engines are not thread-safe, and each stage calls its engine from a thread of its own, so
-calls to a shared engine take turns.
+again. Each stage calls its engine from a thread of its own, so calls to a shared engine take
+turns, unless the engine says it serves concurrent calls (`concurrent_calls = True`, as the HTTP
+engine does: both stages' requests are then in flight together).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import orjson
@@ -26,7 +28,7 @@ class SharedEngine:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._turn = threading.Lock()
+        self._turn = contextlib.nullcontext() if getattr(engine, "concurrent_calls", False) else threading.Lock()
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
         with self._turn:
