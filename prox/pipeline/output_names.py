@@ -24,7 +24,10 @@ import re
 from itertools import count
 
 INPUT_EXTENSIONS = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz")  # .json.gz: jsonl, as in C4
-RESERVED = frozenset({"excluded", "logs", "prompts", "stats.json"})  # the layout's own first names
+EXCLUDED_DIR = "excluded"
+LOGS_DIR = "logs"
+PROMPTS_DIR = "prompts"
+RESERVED = frozenset({EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR, "stats.json"})  # the layout's own first names
 _PART = re.compile(r"\.part\d+$")  # rolled-over parts: NAME.part1.parquet
 _FILE_SUFFIXES = (".parquet", ".json")  # the output files a name makes: NAME.parquet, NAME.json
 

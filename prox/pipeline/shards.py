@@ -15,11 +15,8 @@ import orjson
 from datatrove.data import Document
 from datatrove.io import DataFolder, get_datafolder
 
-from prox.pipeline.output_names import NameBook, shard_stem
+from prox.pipeline.output_names import EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR, NameBook, shard_stem
 
-EXCLUDED_DIR = "excluded"
-LOGS_DIR = "logs"
-PROMPTS_DIR = "prompts"
 NAMES_FILE = f"{LOGS_DIR}/names.json"
 
 
