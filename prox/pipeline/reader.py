@@ -39,10 +39,6 @@ def id_text(value) -> tuple[str | None, str | None]:
         except UnicodeDecodeError:
             return None, "the id is binary and not valid UTF-8"
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return None, "the id is not valid Unicode (a lone surrogate)"
         return value, None
     if isinstance(value, bool):
         return ("true" if value else "false"), None
@@ -196,5 +192,10 @@ class ShardReader(PipelineStep):
         except ValueError:
             row = None
         doc_id, _ = id_text(row.get(self.id_key)) if isinstance(row, dict) else (None, None)
+        try:
+            if doc_id is not None:
+                doc_id.encode("utf-8")  # only this lenient parse lets a lone surrogate through
+        except UnicodeEncodeError:
+            doc_id = None
         metadata = {"prox_shard": shard, "prox_row": index, "prox_input_error": f"unreadable line: {error}"}
         return Document(text=text, id=doc_id or f"{shard}/{index}", metadata=metadata)
