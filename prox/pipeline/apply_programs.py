@@ -9,6 +9,15 @@ from prox.execution import Action, Outcome, Policy, Reason, execute_programs
 from prox.pipeline.shards import ShardEnd
 
 
+def _not_run(text: str, invalid_input: bool) -> Outcome:
+    """A document whose programs never ran: invalid input is dropped, a document the engine could not
+    serve is kept unchanged. Its words count in the run's words all the same."""
+    words = len(text.split())
+    if invalid_input:
+        return Outcome(text, Action.DROPPED, Reason.INVALID_INPUT, words_before=words)
+    return Outcome(text, Action.KEPT, Reason.ENGINE_ERROR, words_before=words, words_after=words)
+
+
 class ApplyPrograms(PipelineStep):
     """Executes `metadata.doc_program` then `metadata.chunk_program` on the text (null: stage not run)."""
 
@@ -28,13 +37,8 @@ class ApplyPrograms(PipelineStep):
                 continue
             metadata = document.metadata
             with self.track_time():
-                if metadata.get("prox_input_error"):  # every document counts in the words in
-                    words = len(document.text.split())
-                    outcome = Outcome(document.text, Action.DROPPED, Reason.INVALID_INPUT, words_before=words)
-                elif metadata.get("prox_engine_error"):
-                    words = len(document.text.split())
-                    outcome = Outcome(document.text, Action.KEPT, Reason.ENGINE_ERROR, words_before=words,
-                                      words_after=words)
+                if metadata.get("prox_input_error") or metadata.get("prox_engine_error"):
+                    outcome = _not_run(document.text, invalid_input=bool(metadata.get("prox_input_error")))
                 else:
                     outcome = execute_programs(document.text, metadata.get("doc_program"),
                                                metadata.get("chunk_program"), self.policy)
