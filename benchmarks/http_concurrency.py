@@ -14,54 +14,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from bench_report import machine, save
+from vllm_server import VLLMServer, vllm_ready_llama
 
 ROOT = Path(__file__).parents[1]
 CONCURRENCY = (4, 16, 96, 256)
-
-
-def tiny_model(folder: Path) -> None:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from prox.engines import BUNDLED_TOKENIZER
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=640,
-                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, initializer_range=0.5,
-                         torch_dtype="float32")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(BUNDLED_TOKENIZER).save_pretrained(folder)
-
-
-def start_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host",
-               "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "640",
-               "--gpu-memory-utilization", "0.2", "--enforce-eager", "--max-num-seqs", "256"]
-    process = subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 600
-    while time.time() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/v1/models", timeout=5):
-                return process, url
-        except OSError:
-            time.sleep(1)
-    process.kill()
-    raise SystemExit(f"the vLLM server did not start:\n{log.read_text()[-2000:]}")
 
 
 def main(documents: int) -> None:
@@ -78,13 +40,15 @@ def main(documents: int) -> None:
     short = sorted((r["text"] for r in rows), key=len)[:8]
     with tempfile.TemporaryDirectory() as scratch:
         model = Path(scratch) / "model"
-        tiny_model(model)
+        vllm_ready_llama(model)
         spec = load_prompts("web")
         builder = PromptBuilder(spec, AutoTokenizer.from_pretrained(model))
         prompts = [Prompt(ids=tuple(ids)) for ids in builder.doc_prompt_ids([short[i % 8] for i in range(documents)])]
         settings = GenerationSettings(spec.doc.max_new_tokens)
-        process, url = start_server(model, Path(scratch) / "server.log")
+        server = VLLMServer(model, Path(scratch) / "server.log", "--gpu-memory-utilization", "0.2",
+                            "--max-num-seqs", "256")
         try:
+            url = server.wait_ready()
             OpenAIEngine(str(model), url).generate(prompts[:8], settings)  # warm-up
             seconds = {}
             for concurrency in CONCURRENCY:
@@ -97,8 +61,7 @@ def main(documents: int) -> None:
                 print(f"concurrency {concurrency:>4}: {seconds[concurrency]:>6.1f} s, {tokens} tokens generated, "
                       f"{documents / seconds[concurrency]:.2f} documents/s", flush=True)
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+            server.stop()
     best = min(seconds.values())
     print(f"machine: {machine()}")
     save("http_concurrency", {"documents": documents, "seconds_by_concurrency": seconds,

@@ -13,14 +13,13 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
-from conftest import TOKENIZER, read_output, run_prox, sample_rows
+from conftest import read_output, run_prox, sample_rows
+from vllm_server import VLLMServer, vllm_ready_llama
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
@@ -32,22 +31,9 @@ SERVER_START_SECONDS = 600
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """2 layers, head size 64 (vLLM's CPU attention refuses 16), a 640-token context: random weights
-    seldom write EOS, so each doc program runs to the context's end, and a short context keeps the
-    runs short; every chunk prompt here still fits with its 256 new tokens. Large initial weights
-    give wide logit margins, so greedy decoding picks the same tokens under vLLM's kernels and
-    transformers'."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=640,
-                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, initializer_range=0.5,
-                         torch_dtype="float32")
+    """The small random Llama that vLLM's CPU build serves (benchmarks/vllm_server.py)."""
     folder = tmp_path_factory.mktemp("vllm-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(folder)
+    vllm_ready_llama(folder)
     return folder
 
 
@@ -68,47 +54,11 @@ def refine_args(documents, out, model, *extra):
             "--chunk-model", str(model), "--batch-size", "3", *extra)
 
 
-class VLLMServer:
-    """vLLM's OpenAI-compatible server on a free localhost port, started at once, waited for on use."""
-
-    def __init__(self, model, log):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                   "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32", "--max-model-len", "640",
-                   "--gpu-memory-utilization", "0.1", "--enforce-eager", "--seed", "0"]
-        self.process = subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-    def wait_ready(self) -> str:
-        deadline = time.time() + SERVER_START_SECONDS
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the vLLM server exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=5) as answer:
-                    if answer.status == 200:
-                        return self.url
-            except OSError:
-                time.sleep(1)
-        pytest.fail(f"the vLLM server did not answer in {SERVER_START_SECONDS} s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self):
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
 @pytest.fixture(scope="module")
 def server(model, tmp_path_factory):
     """Started when the module's first test asks for it, so it loads while the other runs go on."""
-    started = VLLMServer(model, tmp_path_factory.mktemp("vllm-server") / "server.log")
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    started = VLLMServer(model, log, "--gpu-memory-utilization", "0.1")
     yield started
     started.stop()
 
@@ -149,7 +99,7 @@ def test_both_stages_end_to_end_pass_verify_and_count_every_word(vllm_run, docum
 
 def test_the_openai_engine_against_vllms_own_server_writes_the_same_programs(server, vllm_run, documents, model,
                                                                               tmp_path):
-    url = server.wait_ready()
+    url = server.wait_ready(SERVER_START_SECONDS)
     run_prox(*refine_args(documents, tmp_path / "served", model, "--engine", "openai", "--endpoint", url))
     assert outputs(tmp_path / "served") == outputs(vllm_run)
 
