@@ -3,6 +3,9 @@ passes a whole run. The real CLI on a real `prox apply` output, then tampered wi
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import orjson
 import pyarrow as pa
@@ -69,3 +72,21 @@ def test_a_row_in_the_wrong_folder_and_a_false_stats_file_are_named(finished, tm
     assert found["exit"] == 1
     assert any("a kept document in excluded/" in line for line in found["misplaced"])
     assert any("input documents" in line for line in found["stats_disagree"])
+
+
+def test_the_installed_command_ends_with_the_commands_status(finished, tmp_path):
+    """`prox` ends its process itself once exit handlers have run (pyarrow can abort a finished
+    process in its teardown): the status is still the command's, and the output is all there."""
+    prox = Path(sys.executable).parent / "prox"
+    ok = subprocess.run([prox, "verify", str(SAMPLES), str(finished)], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and ok.stdout.endswith("OK: every input document is accounted for once\n")
+    broken = tmp_path / "out"
+    shutil.copytree(finished, broken)
+    (broken / "stats.json").write_text("{}")
+    assert subprocess.run([prox, "verify", str(SAMPLES), str(broken)], capture_output=True, timeout=300).returncode == 1
+    usage = subprocess.run([prox, "verify"], capture_output=True, text=True, timeout=300)
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+    to_file = tmp_path / "stats.txt"
+    with to_file.open("w") as file:  # block-buffered, not a terminal: flushed before the process ends
+        assert subprocess.run([prox, "stats", str(finished)], stdout=file, timeout=300).returncode == 0
+    assert to_file.read_text() == run_prox("stats", str(finished)).stdout
