@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench_report import machine, save
-from vllm_server import VLLMServer, vllm_ready_llama
+from vllm_server import tiny_server, vllm_ready_llama
 
 ROOT = Path(__file__).parents[1]
 CONCURRENCY = (4, 16, 96, 256)
@@ -45,8 +45,7 @@ def main(documents: int) -> None:
         builder = PromptBuilder(spec, AutoTokenizer.from_pretrained(model))
         prompts = [Prompt(ids=tuple(ids)) for ids in builder.doc_prompt_ids([short[i % 8] for i in range(documents)])]
         settings = GenerationSettings(spec.doc.max_new_tokens)
-        server = VLLMServer(model, Path(scratch) / "server.log", "--gpu-memory-utilization", "0.2",
-                            "--max-num-seqs", "256")
+        server = tiny_server(model, Path(scratch) / "server.log", 0.2, "--max-num-seqs", "256")
         try:
             url = server.wait_ready()
             OpenAIEngine(str(model), url).generate(prompts[:8], settings)  # warm-up

@@ -1,16 +1,11 @@
-"""A small random Llama that vLLM's CPU build serves, and vLLM's OpenAI server on localhost: shared by
-the vLLM tests and the HTTP concurrency benchmark."""
+"""A small random Llama that vLLM's CPU build serves, and vLLM's OpenAI server for it on localhost:
+shared by the vLLM tests and the HTTP concurrency benchmark."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from prox.engines.vllm_server import VLLMServer, server_args
 
 CONTEXT = 640
 
@@ -35,39 +30,8 @@ def vllm_ready_llama(folder: Path) -> None:
     AutoTokenizer.from_pretrained(BUNDLED_TOKENIZER).save_pretrained(folder)
 
 
-class VLLMServer:
-    """vLLM's OpenAI-compatible server on a free localhost port, started at once, waited for on use."""
-
-    def __init__(self, model: Path, log: Path, *extra: str):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                   "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", str(CONTEXT),
-                   "--enforce-eager", "--seed", "0", *extra]
-        with open(log, "wb") as output:
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, seconds: float = 600) -> str:
-        """The server's URL once `GET /v1/models` answers; RuntimeError, with its log, if it never does."""
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the vLLM server exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=5) as answer:
-                    if answer.status == 200:
-                        return self.url
-            except OSError:
-                time.sleep(1)
-        raise RuntimeError(f"the vLLM server did not answer in {seconds} s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+def tiny_server(model: Path, log: Path, memory_share: float, *extra: str) -> VLLMServer:
+    """vLLM's OpenAI server (prox's launcher) for the model above: float32, its 640-token context, no
+    graph compilation."""
+    args = server_args("float32", memory_share, max_model_len=CONTEXT, enforce_eager=True)
+    return VLLMServer(str(model), log, [*args, *extra])

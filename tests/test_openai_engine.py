@@ -427,3 +427,17 @@ def test_refine_with_openai_engine_matches_transformers(served, tiny_model, tmp_
     assert sorted(remote) == sorted(r["id"] for r in rows)
     assert remote == local
     assert all(remote[key][1] and remote[key][3] != "engine_error" for key in remote if key != "empty")
+
+
+def test_several_endpoints_share_the_requests_by_what_each_has_in_flight(fake_server):
+    """One server per GPU: the requests go where fewest are waiting, so a slow server gets fewer;
+    the completions come back in order, and the smaller context of the two caps id prompts."""
+    slow = fake_server(lambda key, attempt: ("sleep", 0.3), models=[{"id": "m", "max_model_len": 64}])
+    fast = fake_server(models=[{"id": "m", "max_model_len": 4096}])
+    engine = OpenAIEngine("m", f"{slow.url}, {fast.url}/v1", concurrency=4, retries=0, timeout=5.0)
+    assert engine.endpoints == [slow.url, fast.url]
+    completions = engine.generate(PROMPTS, SETTINGS)
+    assert [c.text for c in completions] == [expected(p) for p in PROMPTS]
+    assert 1 <= len(slow.payloads) < len(fast.payloads) and len(slow.payloads) + len(fast.payloads) == 24
+    long = Prompt(ids=tuple(range(64)))
+    assert "does not fit the model's context of 64" in engine.generate([long], SETTINGS)[0].error

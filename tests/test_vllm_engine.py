@@ -5,10 +5,13 @@ the same tests run on the GPU). A small random Llama with the refiners' tokenize
   the same greedy model; a prompt over the context is recorded;
 - both stages end to end pass `prox verify`, and every document's words are counted;
 - `--engine openai` against vLLM's own OpenAI server, started here on localhost, writes them too;
-- a run killed (SIGKILL, the whole process group) during vLLM generation, then rerun, writes what
-  an uninterrupted run writes.
+- with `--workers 2`, prox starts vLLM's server for the workers; a run killed (SIGKILL, the whole
+  process group) during generation leaves no server behind, and rerun, writes what one uninterrupted
+  process with the engine in it writes.
 """
 
+import contextlib
+import glob
 import importlib.util
 import json
 import os
@@ -19,7 +22,7 @@ import time
 
 import pytest
 from conftest import read_output, run_prox, sample_rows
-from vllm_server import VLLMServer, vllm_ready_llama
+from vllm_server import tiny_server, vllm_ready_llama
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
@@ -58,7 +61,7 @@ def refine_args(documents, out, model, *extra):
 def server(model, tmp_path_factory):
     """Started when the module's first test asks for it, so it loads while the other runs go on."""
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    started = VLLMServer(model, log, "--gpu-memory-utilization", "0.1")
+    started = tiny_server(model, log, 0.1)
     yield started
     started.stop()
 
@@ -104,16 +107,38 @@ def test_the_openai_engine_against_vllms_own_server_writes_the_same_programs(ser
     assert outputs(tmp_path / "served") == outputs(vllm_run)
 
 
-def test_a_run_killed_during_vllm_generation_resumes_to_the_same_output(vllm_run, documents, model, tmp_path):
+def test_workers_share_prox_s_vllm_server_and_a_killed_run_resumes_to_the_same_output(vllm_run, documents, model,
+                                                                                       tmp_path):
+    """`--workers 2`: prox starts vLLM's server and two worker processes send it their requests.
+    Killed (SIGKILL, prox's whole process group) during generation, the run leaves no server behind;
+    rerun, it writes what one uninterrupted process with the engine in it writes."""
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "prox", *refine_args(documents, out, model, *VLLM)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = refine_args(documents, out, model, *VLLM, "--workers", "2")
+    process = subprocess.Popen([sys.executable, "-m", "prox", *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
     while not list((out / "logs" / "shards").glob("*.json")) and time.time() < deadline:
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # prox, vLLM's engine core and its workers
+    os.killpg(process.pid, signal.SIGKILL)  # prox and its workers; the server has a session of its own
     process.wait()
     assert 1 <= len(list((out / "logs" / "shards").glob("*.json"))) < 3, "the kill should land mid-run"
-    assert "nothing to do" not in run_prox(*refine_args(documents, out, model, *VLLM)).stdout
+    server_log = out / "logs" / "vllm-server-0-0.log"
+    while holders_of(server_log) and time.time() < deadline:  # the kernel stops it as prox dies
+        time.sleep(0.5)
+    assert not holders_of(server_log)
+
+    rerun = run_prox(*args)
+    assert "nothing to do" not in rerun.stdout and not holders_of(server_log)
     assert outputs(out) == outputs(vllm_run)
     assert "OK" in run_prox("verify", str(documents[0]), str(out)).stdout
+    assert "POST /v1/completions" in server_log.read_text()
+
+
+def holders_of(path) -> list[int]:
+    """The processes that have `path` open (a server and its engine log to it)."""
+    holders = []
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(os.path.join(fd_dir, fd)) == str(path) for fd in os.listdir(fd_dir)):
+                holders.append(int(fd_dir.split("/")[2]))
+    return holders

@@ -40,7 +40,8 @@ _OPTIONS = [
                  help="Skip vLLM's graph compilation and CUDA graphs: the engine starts sooner (about 40% "
                  "sooner on a CPU), generation is slower; for short runs (vllm)."),
     click.option("--endpoint", default=None, help="Base URL of an OpenAI-compatible server, e.g. "
-                 "http://gpu-box:8000 (openai; serves the doc model, and the chunk model unless --chunk-endpoint)."),
+                 "http://gpu-box:8000, or several, comma-separated, that share the requests (openai; serves the "
+                 "doc model, and the chunk model unless --chunk-endpoint)."),
     click.option("--chunk-endpoint", default=None, help="Server of the chunk model [default: --endpoint] (openai)."),
     click.option("--api-key", envvar="PROX_API_KEY", show_envvar=True, default=None,
                  help="Bearer key for the server (openai); prefer the environment variable."),
@@ -105,6 +106,17 @@ class EngineOptions:
             extra = {"endpoint": self.chunk_endpoint or self.endpoint if stage == "chunk" else self.endpoint}
             specs[stage] = EngineSpec(kind, chosen[stage], options | extra if kind == "openai" else options)
         return specs
+
+    def serves_workers(self, executor: str, workers: int) -> bool:
+        """Whether the run's workers share vLLM servers that prox starts (vllm_server): vLLM on this
+        machine with more than one worker process."""
+        return self.resolved_kind == "vllm" and executor == "local" and workers > 1
+
+    def as_clients(self, specs: dict[str, EngineSpec], endpoints: dict[str, str]) -> dict[str, EngineSpec]:
+        """The stages' vLLM specs turned into clients of the servers of their models."""
+        options = {"concurrency": self.concurrency, "timeout": self.request_timeout, "retries": self.retries}
+        return {stage: EngineSpec("openai", spec.model, options | {"endpoint": endpoints[spec.model]})
+                for stage, spec in specs.items()}
 
     def _memory_share(self, models: set[str]) -> float:
         """Each vLLM engine's share of the memory: the budget split between the distinct models."""

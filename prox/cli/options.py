@@ -49,9 +49,11 @@ def run_options(command: Callable) -> Callable:
         click.option("--id-key", default="id", show_default=True,
                      help="Column holding the document id (missing ids become FILE/ROW)."),
         click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Number of tasks the shards are split into."),
+                     help="Number of tasks the shards are split into (at least --workers)."),
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Tasks run at the same time."),
+                     help="Tasks run at the same time. With vLLM and more than one worker, prox starts vLLM's "
+                     "server on each GPU and the workers share it, so reading, prompts and writing keep the "
+                     "GPUs busy."),
         click.option("--overwrite", is_flag=True,
                      help="Delete the results already in OUTPUT and start over (needed to change settings)."),
     ]

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
+from datatrove.io import get_datafolder
 
 from prox.cli.engine_options import EngineOptions, engine_options
 from prox.cli.jobs import finish, run_job
 from prox.cli.options import config_option, executor_options, policy_from, policy_options, run_options
 from prox.engines import load_tokenizer
+from prox.engines.vllm_server import vllm_servers
 from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
 from prox.pipeline.build_prompts import BuildPrompts
 from prox.pipeline.executors import ExecutorSettings
 from prox.pipeline.generate_programs import GeneratePrograms
+from prox.pipeline.input_files import is_local
+from prox.pipeline.shards import LOGS_DIR
 from prox.prompts import load_prompts
 
 
@@ -64,10 +72,23 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
                                {s: spec.tokenizer_name for s, spec in specs.items()}, batch_size, limit,
                                truncate_document, throughput)
 
+    local = executor.kind == "local"
+    served = engine.serves_workers(executor.kind, workers)
+    endpoints: dict[str, str] = {}  # of prox's vLLM servers, once they run
+
+    @contextlib.contextmanager
+    def servers() -> Iterator[None]:
+        options = next(iter(specs.values())).options
+        with vllm_servers([spec.model for spec in specs.values()], engine.devices() or [None], options,
+                          server_log_dir(output_path)) as started:
+            endpoints.update(started)
+            yield
+
     def pipeline(shards: list[str]) -> list:
         for spec in specs.values():  # fail here, with one clear message, rather than inside a task
             load_tokenizer(spec.tokenizer_name)
-        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document) for s, spec in specs.items()]
+        run_specs = engine.as_clients(specs, endpoints) if served else specs
+        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document) for s, spec in run_specs.items()]
         return [
             ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit),
             *generate,
@@ -83,10 +104,19 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
                 "truncate_document": truncate_document, "keep_raw": keep_raw, "limit": limit}
     if executor.gpus_per_task is None:
         executor = dataclasses.replace(executor, gpus_per_task=int(engine.resolved_kind == "vllm"))
-    local = executor.kind == "local"
     stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers,
-                    devices=engine.devices() if local else [], overwrite=overwrite, executor=executor)
+                    devices=engine.devices() if local and not served else [], overwrite=overwrite,
+                    executor=executor, around=servers if served else None)
     finish(stats, output_path, previewed=limit >= 0)
+
+
+def server_log_dir(output_path: str) -> Path:
+    """Where prox's vLLM servers log: beside the run's logs, or in a temporary folder when the
+    output is remote storage."""
+    folder = get_datafolder(output_path)
+    if is_local(folder):
+        return Path(folder.path) / LOGS_DIR
+    return Path(tempfile.mkdtemp(prefix="prox-vllm-logs-"))
 
 
 def dry_run_prompts(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,

@@ -4,10 +4,12 @@ Each prompt is one `POST {endpoint}/v1/completions` (greedy, n=1), sent as token
 prompt has them (vLLM and `prox serve` accept a list of ids) and as text otherwise, so the server
 tokenizes it the way a local engine would. Requests are asynchronous (aiohttp, on an event loop in
 a thread of the engine's own), up to `concurrency` in flight on as many keep-alive connections:
-a GPU server batches what is in flight, so it wants hundreds, not a handful.
+a GPU server batches what is in flight, so it wants hundreds, not a handful. Several endpoints
+(comma-separated: one server per GPU) share the requests: each goes to the endpoint with the fewest
+of this engine's requests in flight.
 
-Before the first request the engine reads `GET {endpoint}/v1/models`: a refused key stops it at
-once, and the model's `max_model_len` (vLLM and `prox serve` report it) caps each id prompt's
+Before the first request the engine reads `GET {endpoint}/v1/models` of each endpoint: a refused
+key stops it at once, and the model's `max_model_len` (vLLM and `prox serve` report it) caps each id prompt's
 generation at the context's end, as the reference's offline vLLM did; vLLM's server would otherwise
 refuse every prompt whose length plus `max_tokens` exceeds the context (the doc stage asks for 2000
 new tokens). An id prompt that leaves no room gets a Completion error without a request. Text
@@ -103,12 +105,12 @@ class OpenAIEngine:
 
     def __init__(self, model: str, endpoint: str, api_key: str | None = None, concurrency: int = 256,
                  timeout: float = 600.0, retries: int = 5, backoff: float = 1.0, context: int | None = None):
-        parts = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"endpoint must be an http(s) URL like http://host:8000, not {endpoint!r}")
-        path = parts.path.rstrip("/")
-        base_path = path[: -len("/v1")] if path.endswith("/v1") else path
-        self.endpoint = f"{parts.scheme}://{parts.netloc}{base_path}"
+        """`endpoint`: a server's base URL, or several, comma-separated."""
+        self.endpoints = [base_url(e) for e in endpoint.split(",") if e.strip()]
+        if not self.endpoints:
+            raise ValueError("endpoint must be an http(s) URL like http://host:8000, not ''")
+        self.endpoint = ", ".join(self.endpoints)  # for messages
+        self._in_flight = dict.fromkeys(self.endpoints, 0)  # touched by the event loop's thread only
         self.model, self.timeout, self.retries, self.backoff = model, timeout, retries, backoff
         self.concurrency, self.context = concurrency, context
         key = api_key or os.environ.get("PROX_API_KEY") or os.environ.get("OPENAI_API_KEY")
@@ -169,7 +171,12 @@ class OpenAIEngine:
         payload = {"model": self.model, "prompt": list(prompt.ids) if prompt.ids is not None else prompt.text,
                    "max_tokens": max_tokens, "temperature": 0, "n": 1}
         async with slots:
-            reply = await self._send(session, "POST", "/v1/completions", orjson.dumps(payload))
+            endpoint = min(self.endpoints, key=self._in_flight.__getitem__)
+            self._in_flight[endpoint] += 1
+            try:
+                reply = await self._send(session, endpoint, "POST", "/v1/completions", orjson.dumps(payload))
+            finally:
+                self._in_flight[endpoint] -= 1
         if not 200 <= reply.status < 300:
             if 300 <= reply.status < 400:
                 reason = f"redirected to {reply.location or 'an unnamed location'}"
@@ -207,30 +214,38 @@ class OpenAIEngine:
                           f"First refusal: {error}")
 
     async def _check_server(self, session: aiohttp.ClientSession) -> None:
-        """Reads the model list once: a refused key raises, the model's context is noted."""
+        """Reads each endpoint's model list once: a refused key raises, the model's context is noted
+        (the smallest, should the servers differ)."""
         if self._checked:
             return
-        reply = await self._send(session, "GET", "/v1/models", None)
+        contexts = [await self._check_endpoint(session, endpoint) for endpoint in self.endpoints]
+        self._checked = True
+        if self.context is None and all(contexts):
+            self.context = min(contexts)
+
+    async def _check_endpoint(self, session: aiohttp.ClientSession, endpoint: str) -> int | None:
+        """The model's context as the endpoint reports it (None if it does not)."""
+        reply = await self._send(session, endpoint, "GET", "/v1/models", None)
         if reply.status in (401, 403):
-            raise EngineError(f"{self.endpoint} refused the API key (HTTP {reply.status}: "
+            raise EngineError(f"{endpoint} refused the API key (HTTP {reply.status}: "
                               f"{message_of(reply.body) or 'no message'}); check --api-key, or PROX_API_KEY / "
                               "OPENAI_API_KEY in the environment")
-        self._checked = True
         if reply.status != 200:  # not every server lists its models
-            return
+            return None
         try:
             models = [m for m in orjson.loads(reply.body)["data"] if isinstance(m, dict)]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return
+            return None
         self.served_models = [str(m.get("id")) for m in models]
         ours = next((m for m in models if m.get("id") == self.model), None)
         if ours is None:
-            logger.warning(f"{self.endpoint} does not list model {self.model!r} (it lists "
+            logger.warning(f"{endpoint} does not list model {self.model!r} (it lists "
                            f"{', '.join(self.served_models) or 'none'}); requests may be refused")
-        elif self.context is None and isinstance(ours.get("max_model_len"), int):
-            self.context = ours["max_model_len"]
+            return None
+        return ours["max_model_len"] if isinstance(ours.get("max_model_len"), int) else None
 
-    async def _send(self, session: aiohttp.ClientSession, method: str, path: str, body: bytes | None) -> _Reply:
+    async def _send(self, session: aiohttp.ClientSession, endpoint: str, method: str, path: str,
+                    body: bytes | None) -> _Reply:
         """The reply to one request, retrying the server's transient failures; EngineError when they persist."""
         last = ""
         hung_up = False
@@ -238,7 +253,7 @@ class OpenAIEngine:
         while True:
             retry_after = None
             try:
-                reply, retry_after = await self._exchange(session, method, path, body)
+                reply, retry_after = await self._exchange(session, endpoint + path, method, body)
             except aiohttp.ServerDisconnectedError as error:
                 if not hung_up:  # likely a keep-alive connection the server closed while idle
                     hung_up = True
@@ -255,17 +270,27 @@ class OpenAIEngine:
             delay = min(MAX_BACKOFF_S, max(self.backoff * 2**attempt, retry_after or 0.0))
             delay *= 1 + 0.1 * random.random()
             attempt += 1
-            logger.warning(f"{self.endpoint}{path}: {last}; retry {attempt} of {self.retries} in {delay:.1f} s")
+            logger.warning(f"{endpoint}{path}: {last}; retry {attempt} of {self.retries} in {delay:.1f} s")
             await asyncio.sleep(delay)
-        raise EngineError(f"{self.endpoint}{path} failed {attempt + 1} times; last error: {last}")
+        raise EngineError(f"{endpoint}{path} failed {attempt + 1} times; last error: {last}")
 
-    async def _exchange(self, session: aiohttp.ClientSession, method: str, path: str,
+    async def _exchange(self, session: aiohttp.ClientSession, url: str, method: str,
                         body: bytes | None) -> tuple[_Reply, float | None]:
         """One request: (reply, Retry-After seconds)."""
-        async with session.request(method, self.endpoint + path, data=body, allow_redirects=False) as response:
+        async with session.request(method, url, data=body, allow_redirects=False) as response:
             data = await response.read()
             return _Reply(response.status, data, response.headers.get("Location")), _seconds(
                 response.headers.get("Retry-After"))
+
+
+def base_url(endpoint: str) -> str:
+    """`host:8000`, `http://host:8000/`, `http://host:8000/v1`: all `http://host:8000`."""
+    endpoint = endpoint.strip()
+    parts = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"endpoint must be an http(s) URL like http://host:8000, not {endpoint!r}")
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}{path[: -len('/v1')] if path.endswith('/v1') else path}"
 
 
 def _describe(error: BaseException, timeout: float | None = None) -> str:

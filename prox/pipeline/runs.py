@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from datatrove.io import get_datafolder
@@ -31,6 +32,7 @@ def run_shards(
     devices: list[str] | None = None,
     overwrite: bool = False,
     executor: ExecutorSettings | None = None,
+    around: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> dict:
     """Plans the pending shards, runs `build_pipeline(pending)` on them, writes the run's statistics
     (OUT/stats.json; OUT/prompts/stats.json for the "prompts" job of a dry run).
@@ -39,6 +41,8 @@ def run_shards(
     "2,3") runs its share of the tasks one after the other: data parallel over GPUs.
     `executor`: where the tasks run (default: here). A Slurm run is submitted, and the statistics
     are those at submission (`submitted`: the job id).
+    `around`: what the tasks need while they run (prox's vLLM servers), entered only when there is
+    work, before the pipeline is built, and left when the tasks end.
     The run holds the output's lock throughout; settings that differ from the output's are refused
     (SettingsChangedError) unless `overwrite`, which deletes the job's earlier results first.
     Every shard is given its output names (output_names) before anything runs.
@@ -64,12 +68,12 @@ def run_shards(
         if pending:
             layout.write_json(settings_name, settings)
             devices = devices or []
-            tasks = max(1, min(max(tasks, len(devices)), len(pending)))
+            tasks = max(1, min(max(tasks, len(devices), workers), len(pending)))
             executor = executor or ExecutorSettings()
             logging_dir = get_datafolder(executor.logging_dir or (layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove"),
                                                                   layout.folder.fs))
-            submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir,
-                                                             devices)
+            with around() if around else contextlib.nullcontext():
+                submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir, devices)
         notes = {"input_notes": listing.notes, "output_names": renamed}
         return _write_stats(layout, shards, job, {"settings": settings} | notes, len(pending)) | (
             {"submitted": submitted} if pending and submitted else {})
