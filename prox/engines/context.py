@@ -8,13 +8,14 @@ capped at the context's end (vLLM's behaviour, which the reference relied on).
 from __future__ import annotations
 
 from prox.engines.base import Completion, Prompt
+from prox.engines.models import encode_texts
 
 
 def prompt_ids(tokenizer, prompts: list[Prompt]) -> list[list[int]]:
     """Token ids of every prompt: ids as given, texts tokenized in one batched call with the
     tokenizer's default special tokens (what an engine does with a text prompt)."""
     texts = [i for i, p in enumerate(prompts) if p.ids is None]
-    encoded = tokenizer([prompts[i].text for i in texts])["input_ids"] if texts else []
+    encoded = encode_texts(tokenizer, [prompts[i].text for i in texts], special_tokens=True)
     ids = [list(p.ids) if p.ids is not None else [] for p in prompts]
     for i, prompt in zip(texts, encoded, strict=True):
         ids[i] = prompt

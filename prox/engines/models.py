@@ -23,6 +23,20 @@ def load_tokenizer(model: str):
         raise ModelNotFoundError(not_found_message(model, error)) from error
 
 
+def encode_texts(tokenizer, texts: list[str], special_tokens: bool) -> list[list[int]]:
+    """Token ids of many texts in one call: with a Rust ("fast") tokenizer, its batched encoding
+    without offsets or attention masks, which prox never reads (the same ids, a third less CPU);
+    otherwise the tokenizer's own call."""
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    # a call with truncation or padding (transformers leaves them set on the Rust tokenizer) needs
+    # the tokenizer's own call, which resets them
+    if hasattr(backend, "encode_batch_fast") and backend.truncation is None and backend.padding is None:
+        return [encoding.ids for encoding in backend.encode_batch_fast(texts, add_special_tokens=special_tokens)]
+    return tokenizer(texts, add_special_tokens=special_tokens)["input_ids"]
+
+
 def not_found_message(model: str, error: Exception) -> str:
     if os.path.isdir(model):
         return f"cannot load the model in {model}: {error}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prox.engines.models import encode_texts
 from prox.prompts.spec import PromptSpec
 
 
@@ -44,7 +45,7 @@ class PromptBuilder:
         """Token ids of the doc-stage prompts of `texts`, each at most truncate_prompt_tokens long."""
         limit = self.spec.doc.truncate_prompt_tokens
         rendered = [self.render(self.spec.doc.user_template.format(text=text)) for text in texts]
-        ids = self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        ids = encode_texts(self.tokenizer, rendered, special_tokens=False)
         if not self.truncate_document:
             return [prompt[:limit] for prompt in ids]
         return [prompt if len(prompt) <= limit else self._fit_document(text, limit)
@@ -70,12 +71,7 @@ class PromptBuilder:
 
     def line_token_counts(self, lines: list[str]) -> list[int]:
         """Token counts of lines encoded one by one with default special tokens, in one batched call."""
-        if not lines:
-            return []
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if hasattr(backend, "encode_batch_fast"):  # the Rust tokenizer, in parallel, without offsets
-            return [len(encoding) for encoding in backend.encode_batch_fast(lines, add_special_tokens=True)]
-        return [len(ids) for ids in self.tokenizer(lines, add_special_tokens=True)["input_ids"]]
+        return [len(ids) for ids in encode_texts(self.tokenizer, lines, special_tokens=True)]
 
     def chunk_prompts(self, text: str, counts: list[int] | None = None) -> list[ChunkPrompt]:
         """The chunk-stage prompts of one document; `counts` may come from a batched call over many."""
@@ -89,7 +85,7 @@ class PromptBuilder:
 
     def chunk_prompt_ids(self, prompts: list[str]) -> list[list[int]]:
         """What the engine makes of chunk prompts: tokenized with default special tokens."""
-        return self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        return encode_texts(self.tokenizer, prompts, special_tokens=True)
 
 
 def pack_lines(lines: list[str], counts: list[int], budget: int) -> list[str]:
