@@ -5,8 +5,10 @@ Real web text (the bundled DCLM and Common Crawl documents, repeated with new id
 in parquet shards) goes through prox's own steps in this process: the reader, both stages' prompts
 (in the pipeline's batches), execution of programs in the chunk model's style (benchmarks/
 interpreter.py), and the writer. CPU time is the process's (user and system, all threads: the Rust
-tokenizer runs several). The chunk-stage prompts are text, tokenized by the engine (in a vLLM
-server's process when prox starts one): that part is reported on its own line. The GPU's side is the
+tokenizer runs several). Each line is tokenized once, with the doc stage's prompts (as the pipeline
+does), and the chunk-stage prompts are put together from the lines' ids; a prompt that cannot be
+goes as text, for the engine to tokenize (in a vLLM server's process when prox starts one): that
+part is reported on its own line. The GPU's side is the
 H100 figures of ../shared/gpu/README.md (bare LLM.generate, a refiner-shaped model): 866 doc-stage
 prompts/s and 425 chunk-stage prompts/s. Writes bench-out/cpu_per_document.json.
 """
@@ -87,11 +89,13 @@ def main() -> None:
             stream = list(ShardReader(str(source), out, shards).run())
         docs = [d for d in stream if not isinstance(d, ShardEnd)]
         batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
-        with parts.measure("doc-stage prompts"):
-            doc_tokens = sum(len(ids) for batch in batches for ids in builder.doc_prompt_ids([d.text for d in batch]))
+        with parts.measure("doc-stage prompts (lines tokenized)"):
+            lines = [builder.document_lines([d.text for d in batch]) for batch in batches]
+            doc_tokens = sum(len(ids) for batch, batch_lines in zip(batches, lines, strict=True)
+                             for ids in builder.doc_prompt_ids([d.text for d in batch], batch_lines))
         with parts.measure("chunk-stage prompts"):
-            chunk_texts = [[p.text for prompts in chunk_prompts_of(builder, batch) for p in prompts]
-                           for batch in batches]
+            chunk_prompts = [[p for prompts in chunk_prompts_of(builder, batch, batch_lines) for p in prompts]
+                             for batch, batch_lines in zip(batches, lines, strict=True)]
         rng = random.Random(SEED)
         for document in docs:  # what the two stages leave in the metadata
             document.metadata["doc_program"] = "keep_doc()"
@@ -101,11 +105,12 @@ def main() -> None:
         with parts.measure("writing"):
             for _ in ShardWriter(out).run(iter(applied)):
                 pass
-        with parts.measure("chunk prompts tokenized (by the engine)"):
-            chunk_tokens = sum(len(ids) for texts in chunk_texts
-                               for ids in encode_texts(builder.tokenizer, texts, special_tokens=True))
+        with parts.measure("chunk prompts tokenized (by the engine)"):  # those not put together from lines
+            chunk_tokens = sum(len(p.ids) for prompts in chunk_prompts for p in prompts if p.ids is not None)
+            texts = [p.text for prompts in chunk_prompts for p in prompts if p.ids is None]
+            chunk_tokens += sum(len(ids) for ids in encode_texts(builder.tokenizer, texts, special_tokens=True))
 
-    chunks = sum(len(texts) for texts in chunk_texts)
+    chunks = sum(len(prompts) for prompts in chunk_prompts)
     per_doc_ms = {name: round(1000 * seconds / len(docs), 3) for name, seconds in parts.cpu.items()}
     engine_part = "chunk prompts tokenized (by the engine)"
     pipeline_ms = sum(ms for name, ms in per_doc_ms.items() if name != engine_part)

@@ -1,5 +1,7 @@
 """ProX prompts equal the reference's, id for id, on real documents and the edge cases of the spec."""
 
+import random
+
 import pytest
 from conftest import sample_rows
 from reference_style import reference_chunk_prompts, reference_render
@@ -75,3 +77,32 @@ def test_math_domain_shares_the_web_prompts():
     assert math.doc_model == "gair-prox/math-doc-refining-lm"
     with pytest.raises(ValueError, match="unknown domain"):
         load_prompts("code")
+
+
+def fuzz_texts(seed: int, count: int, specials: bool = False) -> list[str]:
+    """Short texts from the characters where tokens may join pieces: brackets, punctuation, spaces
+    of all kinds, newlines, "▁" itself, emoji; and with `specials`, special tokens' text."""
+    rng = random.Random(seed)
+    alphabet = [*"ab ]),.[(\n\t:;\"'\u00a0\u3000é😀-_0~$`{}+/", "  ", "\n\n", "] ", " ]", "]]", "](", "▁", "▁▁"]
+    alphabet += ["</s>", "<s>", "<unk>", "<", ">"] if specials else []
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(count)]
+
+
+def test_prompts_put_together_from_lines_equal_the_whole_texts_tokenized(builder, llama_tokenizer):
+    """Each line is tokenized once and both stages' ids are put together from the lines' ids: equal,
+    id for id, to tokenizing each prompt's text, on real documents, the edge cases, and fuzz."""
+    texts = [t for t in documents() + fuzz_texts(7, 1500) + fuzz_texts(8, 200, specials=True) if t.strip()]
+    lines = builder.document_lines(texts)
+    assert builder.pieces is not None and sum(doc is not None for doc in lines) > len(texts) // 2
+    whole = [llama_tokenizer(builder.render(t), add_special_tokens=False)["input_ids"][:2000] for t in texts]
+    assert builder.doc_prompt_ids(texts, lines) == whole
+    assembled = 0
+    for text, doc_lines in zip(texts, lines, strict=True):
+        prompts = builder.chunk_prompts(text, doc_lines=doc_lines)
+        assert [p.text for p in prompts] == [p.text for p in builder.chunk_prompts(text)]
+        for prompt in prompts:
+            if prompt.ids is not None:
+                assert list(prompt.ids) == llama_tokenizer(prompt.text)["input_ids"]
+                assembled += 1
+    assert assembled > len(texts) // 2
+    assert builder.document_lines(["a </s> in the text"]) == [None]  # the whole-text path

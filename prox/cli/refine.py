@@ -19,7 +19,7 @@ from prox.engines.vllm_server import vllm_servers
 from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
 from prox.pipeline.build_prompts import BuildPrompts
 from prox.pipeline.executors import ExecutorSettings
-from prox.pipeline.generate_programs import GeneratePrograms
+from prox.pipeline.generate_programs import GeneratePrograms, LineHandoff
 from prox.pipeline.input_files import is_local
 from prox.pipeline.shards import LOGS_DIR
 from prox.prompts import load_prompts
@@ -88,7 +88,10 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
         for spec in specs.values():  # fail here, with one clear message, rather than inside a task
             load_tokenizer(spec.tokenizer_name)
         run_specs = engine.as_clients(specs, endpoints) if served else specs
-        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document) for s, spec in run_specs.items()]
+        tokenizers = {spec.tokenizer_name for spec in specs.values()}
+        handoff = LineHandoff() if len(specs) == 2 and len(tokenizers) == 1 else None  # lines tokenized once
+        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document, handoff)
+                    for s, spec in run_specs.items()]
         return [
             ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit),
             *generate,

@@ -33,15 +33,19 @@ class BuildPrompts(PipelineStep):
             todo = [d for d in batch if needs_request(d, "doc")]
             rows: dict[str, list[dict]] = {d.id: [] for d in todo}
             with self.track_time("batch"):
+                shared = len(builders) == 2 and self.models["doc"] == self.models["chunk"]
+                lines = builders["chunk"].document_lines([d.text for d in todo]) if shared else None
                 if "doc" in builders:
                     texts = [builders["doc"].render(d.text) for d in todo]
-                    ids = builders["doc"].doc_prompt_ids([d.text for d in todo])
+                    ids = builders["doc"].doc_prompt_ids([d.text for d in todo], lines)
                     for document, text, prompt_ids in zip(todo, texts, ids, strict=True):
                         rows[document.id].append(_row(document.id, "doc", 0, text, prompt_ids))
                 if "chunk" in builders:
                     builder = builders["chunk"]
-                    for document, prompts in zip(todo, chunk_prompts_of(builder, todo), strict=True):
-                        ids = builder.chunk_prompt_ids([p.text for p in prompts]) if prompts else []
+                    for document, prompts in zip(todo, chunk_prompts_of(builder, todo, lines), strict=True):
+                        whole = [p.text for p in prompts if p.ids is None]  # those not put together
+                        encoded = iter(builder.chunk_prompt_ids(whole) if whole else [])
+                        ids = [list(p.ids) if p.ids is not None else next(encoded) for p in prompts]
                         rows[document.id] += [_row(document.id, "chunk", p.index, p.text, i)
                                               for p, i in zip(prompts, ids, strict=True)]
             for document in todo:

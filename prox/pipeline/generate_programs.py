@@ -26,7 +26,8 @@ from prox.engines.shared import shared_engine
 from prox.execution import doc_drops
 from prox.language import parse_program
 from prox.pipeline.shards import ShardEnd
-from prox.prompts import PromptBuilder, load_prompts
+from prox.prompts import ChunkPrompt, PromptBuilder, load_prompts
+from prox.prompts.line_tokens import DocumentLines
 
 STAGES = ("doc", "chunk")
 
@@ -86,27 +87,58 @@ def batches(data: DocumentsPipeline, size: int) -> Iterator[tuple[list[Document]
         yield batch, None
 
 
-def chunk_prompts_of(builder: PromptBuilder, documents: list[Document]) -> Iterator[list]:
-    """Chunk prompts per document, with the line token counts of all documents in one call."""
-    lines = [builder.numbered_lines(d.text) for d in documents]
-    counts = builder.line_token_counts([line for doc_lines in lines for line in doc_lines])
+def chunk_prompts_of(builder: PromptBuilder, documents: list[Document],
+                     lines: list[DocumentLines | None] | None = None) -> Iterator[list[ChunkPrompt]]:
+    """Chunk prompts per document: from the documents' tokenized lines (`lines`, or tokenized here
+    in one call), else with the line token counts of all documents in one call."""
+    if lines is None:
+        lines = builder.document_lines([d.text for d in documents])
+    whole = [i for i, doc_lines in enumerate(lines) if doc_lines is None]
+    numbered = {i: builder.numbered_lines(documents[i].text) for i in whole}
+    counts = builder.line_token_counts([line for i in whole for line in numbered[i]])
     start = 0
-    for document, doc_lines in zip(documents, lines, strict=True):
-        yield builder.chunk_prompts(document.text, counts[start : start + len(doc_lines)])
-        start += len(doc_lines)
+    for document, doc_lines, i in zip(documents, lines, range(len(documents)), strict=True):
+        if doc_lines is not None:
+            yield builder.chunk_prompts(document.text, doc_lines=doc_lines)
+            continue
+        yield builder.chunk_prompts(document.text, counts[start : start + len(numbered[i])])
+        start += len(numbered[i])
+
+
+class LineHandoff:
+    """The doc stage's tokenized lines of each document, taken by the chunk stage of the same
+    process so that no line is tokenized twice; never written anywhere."""
+
+    def __init__(self):
+        self._lines: dict[int, DocumentLines | None] = {}
+
+    def put(self, documents: list[Document], lines: list[DocumentLines | None]) -> None:
+        for document, doc_lines in zip(documents, lines, strict=True):
+            self._lines[id(document)] = doc_lines
+
+    def take(self, batch: list[Document], builder: PromptBuilder, documents: list[Document]) -> list:
+        """The lines of `documents` (some of `batch`): handed on, or tokenized here for those that
+        were not (a doc stage that reads text, not prompts). Forgets the whole batch."""
+        handed = {key: self._lines.pop(key) for key in map(id, batch) if key in self._lines}
+        missing = [d for d in documents if id(d) not in handed]
+        handed |= dict(zip(map(id, missing), builder.document_lines([d.text for d in missing]), strict=True))
+        return [handed[id(d)] for d in documents]
 
 
 class GeneratePrograms(PipelineStep):
     type = "🤖 - MODEL"
 
     def __init__(self, stage: str, engine: EngineSpec, domain: str = "web", batch_size: int = 256,
-                 truncate_document: bool = False):
+                 truncate_document: bool = False, handoff: LineHandoff | None = None):
+        """`handoff`: shared by the two stages when they use the same tokenizer: the doc stage puts
+        each document's tokenized lines there, the chunk stage takes them."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
         self.name = f"prox {stage}-stage programs"  # before the base class names the step's stats
         super().__init__()
         self.stage, self.engine_spec, self.domain = stage, engine, domain
         self.batch_size, self.truncate_document = batch_size, truncate_document
+        self.handoff = handoff
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         spec = load_prompts(self.domain)
@@ -123,9 +155,11 @@ class GeneratePrograms(PipelineStep):
                 todo = [d for d in batch if needs_request(d, self.stage)]
                 prompts: list[list[Prompt]] = []
                 result = None
+                tick = time.perf_counter()
+                handing = self.handoff is not None and self.stage == "chunk"
+                lines = self.handoff.take(batch, builder, todo) if handing else None
                 if todo:
-                    tick = time.perf_counter()
-                    prompts = self._prompts(builder, todo)
+                    prompts = self._prompts(builder, todo, lines)
                     self.stat_update("prompt_building_ms", value=round(1000 * (time.perf_counter() - tick)))
                     result = generator.submit(_generate, engine, [p for ps in prompts for p in ps], settings)
                 if in_flight is not None:
@@ -155,15 +189,21 @@ class GeneratePrograms(PipelineStep):
         if done.end is not None:
             yield done.end
 
-    def _prompts(self, builder: PromptBuilder, documents: list[Document]) -> list[list[Prompt]]:
-        """The prompts of each document: one at the doc stage, one per chunk at the chunk stage."""
+    def _prompts(self, builder: PromptBuilder, documents: list[Document],
+                 lines: list[DocumentLines | None] | None) -> list[list[Prompt]]:
+        """The prompts of each document: one at the doc stage, one per chunk at the chunk stage
+        (as ids when they were put together from the lines' ids, else as text for the engine)."""
         if self.stage == "doc" and self.engine_spec.reads_subject:
             return [[Prompt(subject=d.text)] for d in documents]
         if self.stage == "doc":
-            ids = builder.doc_prompt_ids([d.text for d in documents])
+            texts = [d.text for d in documents]
+            if self.handoff is not None:
+                lines = builder.document_lines(texts)
+                self.handoff.put(documents, lines)
+            ids = builder.doc_prompt_ids(texts, lines)
             return [[Prompt(ids=tuple(i), subject=d.text)] for i, d in zip(ids, documents, strict=True)]
-        chunks = chunk_prompts_of(builder, documents)
-        return [[Prompt(text=p.text, subject=p.chunk) for p in document_chunks] for document_chunks in chunks]
+        return [[Prompt(ids=p.ids, text=None if p.ids else p.text, subject=p.chunk) for p in document_chunks]
+                for document_chunks in chunk_prompts_of(builder, documents, lines)]
 
     def _store(self, documents: list[Document], prompts: list[list[Prompt]], completions: list) -> int:
         """Fills in the stage's program of each document; returns the prompt tokens sent."""

@@ -1,0 +1,95 @@
+"""Each line of a document tokenized once, for the prompts of both stages.
+
+Both stages' prompts are made of the document's lines: the doc stage's is the whole text in a chat
+frame, the chunk stage's are numbered lines packed by their token counts in another frame. Their ids
+can be put together from the ids of the pieces when no token can span the place where two pieces
+meet. For the refiners' Llama-2 tokenizer (BPE on whole lines, "▁" for spaces and before the first
+piece only, byte tokens for a newline) that holds at every newline, since no token holds one; where
+a line number's "]" meets a line, or a document's last character meets the frame, it holds unless
+some token holds those two characters side by side, which is checked pair by pair. So each line is
+tokenized once, as it reads after a newline, and every prompt is assembled from those ids, equal id
+for id to tokenizing the prompt's text (tests/test_prompts.py checks it on real and edge-case text).
+
+A tokenizer of another kind, a document that holds the text of a special token ("</s>"), or a
+meeting of pieces that a token may span, takes the whole-text path instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from prox.engines.models import encode_texts
+
+
+@dataclass(frozen=True)
+class DocumentLines:
+    """A document's lines (split on "\\n") and each line's ids as it tokenizes after a newline."""
+
+    lines: list[str]
+    ids: list[list[int]]
+
+
+class LineTokenizer:
+    """Tokenizes pieces as they read after a newline, and says where two pieces may not be joined."""
+
+    def __init__(self, tokenizer, vocabulary: list[str], specials: list[str]):
+        self.tokenizer = tokenizer
+        self.newline = encode_texts(tokenizer, ["\n"], special_tokens=False)[0]  # what "\n" + piece starts with
+        self.specials = tuple(s for s in specials if s)
+        self.pairs = {(token[k], token[k + 1]) for token in vocabulary for k in range(len(token) - 1)}
+        self.newline_inside = self.in_context(["\n"])[0] or []  # a newline between two pieces
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer) -> LineTokenizer | None:
+        """A LineTokenizer when `tokenizer` is of the kind described above, else None."""
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None or not hasattr(backend, "to_str"):
+            return None
+        config = json.loads(backend.to_str())
+        model, pre = config.get("model") or {}, config.get("pre_tokenizer") or {}
+        llama_style = (model.get("type") == "BPE" and config.get("normalizer") is None
+                       and pre.get("type") == "Metaspace" and pre.get("replacement") == "▁"
+                       and pre.get("prepend_scheme") == "first" and pre.get("split") is False)
+        vocabulary = list(model.get("vocab") or {})
+        if not llama_style or any("\n" in token for token in vocabulary):
+            return None
+        return cls(tokenizer, vocabulary, [token["content"] for token in config.get("added_tokens", [])])
+
+    def in_context(self, pieces: list[str]) -> list[list[int] | None]:
+        """Each piece's ids as it reads after a newline (None in the unexpected case that the newline's
+        own ids do not come first)."""
+        size = len(self.newline)
+        return [ids[size:] if ids[:size] == self.newline else None
+                for ids in encode_texts(self.tokenizer, ["\n" + piece for piece in pieces], special_tokens=False)]
+
+    def joins(self, left: str, right: str) -> bool:
+        """Whether a token may span the end of `left` and the start of `right` (never at an empty side)."""
+        if not left or not right:
+            return False
+        return (_as_token_text(left[-1]), _as_token_text(right[0])) in self.pairs
+
+    def holds_special(self, text: str) -> bool:
+        """Whether the text holds a special token's text, which the tokenizer reads as that token."""
+        return "<" in text and any(special in text for special in self.specials)
+
+    def document_lines(self, texts: list[str]) -> list[DocumentLines | None]:
+        """The lines of each text with their ids, in one batched call; None for a text that must take
+        the whole-text path."""
+        split = [None if self.holds_special(text) else text.split("\n") for text in texts]
+        flat = self.in_context([line for lines in split if lines is not None for line in lines])
+        result: list[DocumentLines | None] = []
+        start = 0
+        for lines in split:
+            if lines is None:
+                result.append(None)
+                continue
+            ids = flat[start : start + len(lines)]
+            start += len(lines)
+            result.append(None if any(i is None for i in ids) else DocumentLines(lines, ids))
+        return result
+
+
+def _as_token_text(char: str) -> str:
+    """How a character appears inside the vocabulary's tokens (spaces as "▁")."""
+    return "▁" if char == " " else char
