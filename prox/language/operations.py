@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 
@@ -60,6 +61,14 @@ def render_literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+@lru_cache(maxsize=4096)
+def _call_text(function: str, names: tuple[str, ...], values: tuple, types: tuple) -> str:
+    """Remembered: programs repeat their calls (keep_chunk(), the first lines removed). `types` keeps
+    True and 1 apart, which are equal as keys."""
+    arguments = ", ".join(f"{name}={render_literal(value)}" for name, value in zip(names, values, strict=True))
+    return f"{function}({arguments})"
+
+
 _ARGUMENT_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -80,13 +89,16 @@ class Operation:
 
     def at(self, line: int) -> Operation:
         """The same operation on another program line."""
-        return self if line == self.line else dataclasses.replace(self, line=line)
+        if line == self.line:
+            return self
+        return type(self)(line, self.function, *(getattr(self, name) for name in argument_names(type(self))))
 
     @property
     def call(self) -> str:
         """Canonical text, e.g. remove_lines(line_start=0, line_end=4); it parses back to this operation."""
-        arguments = ", ".join(f"{name}={render_literal(getattr(self, name))}" for name in argument_names(type(self)))
-        return f"{self.function}({arguments})"
+        names = argument_names(type(self))
+        values = tuple(getattr(self, name) for name in names)
+        return _call_text(self.function, names, values, tuple(map(type, values)))
 
 
 @dataclass(frozen=True, slots=True)
