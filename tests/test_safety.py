@@ -35,9 +35,15 @@ def findings(path: Path) -> list[str]:
     return found
 
 
+# The one process prox starts: vLLM's server, as a fixed argument list (the interpreter, vLLM's module,
+# the user's own options); never through a shell, never with a model's output.
+ALLOWED = {"vllm_server.py imports subprocess"}
+
+
 def test_the_package_never_evaluates_unpickles_or_shells_out():
     assert SOURCES
-    assert [f for path in SOURCES for f in findings(path)] == []
+    found = [f for path in SOURCES for f in findings(path)]
+    assert [f for f in found if f.split(":")[0] + " " + f.split(" ", 1)[1] not in ALLOWED] == []
 
 
 def test_the_scan_sees_what_it_forbids(tmp_path):
