@@ -21,10 +21,13 @@ class Listener(ThreadingHTTPServer):
 class FakeServer:
     """Completions on localhost. `answer(key, attempt)` says how to answer the attempt-th request for a
     prompt: "ok" (the text `reply_text(KEY)`, by default `echo KEY`), ("status", code, body), "close" (hang
-    up), or ("sleep", seconds)."""
+    up), or ("sleep", seconds). `read_ids`: how a prompt of token ids becomes its KEY (default: the ids
+    joined by "-"); a server that plays a model decodes them, as a model server reads its prompt."""
 
-    def __init__(self, answer=lambda key, attempt: "ok", models=None, reply_text=lambda key: f"  echo {key} "):
+    def __init__(self, answer=lambda key, attempt: "ok", models=None, reply_text=lambda key: f"  echo {key} ",
+                 read_ids=None):
         self.answer, self.models, self.reply_text = answer, models, reply_text
+        self.read_ids = read_ids or prompt_key
         self.attempts: Counter = Counter()
         self.payloads: list[dict] = []
         self.clients: set = set()
@@ -46,7 +49,8 @@ class FakeServer:
 
             def do_POST(self):  # noqa: N802
                 payload = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key = prompt_key(payload["prompt"])
+                prompt = payload["prompt"]
+                key = prompt if isinstance(prompt, str) else fake.read_ids(prompt)
                 with fake.lock:
                     fake.attempts[key] += 1
                     attempt = fake.attempts[key]

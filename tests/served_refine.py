@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 from completion_server import FakeServer
 from conftest import ROOT, read_output, run_prox
 
-from prox.engines import BUNDLED_TOKENIZER
+from prox.engines import BUNDLED_TOKENIZER, load_tokenizer
 
 DOCUMENTS = ROOT / "samples" / "web-documents.jsonl"
 
 
 def program_for(key: str) -> str:
-    """What the server's "model" writes: a doc program from the prompt ids (a few documents are
-    dropped), a chunk program that removes the first line of chunks of three lines or more."""
+    """What the server's "model" writes: a doc program from the prompt (a few documents are dropped),
+    a chunk program that removes the first line of chunks of three lines or more."""
     if "[doc]" in key:
         numbers = re.findall(r"^\[(\d+)\]", key.split("[doc]", 1)[1], flags=re.MULTILINE)
         return f"remove_lines(line_start={numbers[0]}, line_end={numbers[0]})" if len(numbers) > 2 else "keep_chunk()"
@@ -41,7 +41,9 @@ def refine_args(shards: Path, out: Path, server: FakeServer, *extra: str) -> tup
 
 
 def served(answer=lambda key, attempt: "ok") -> FakeServer:
-    return FakeServer(answer=answer, reply_text=program_for)
+    """The server, reading id prompts as a model would: decoded with the refiners' tokenizer."""
+    tokenizer = load_tokenizer(BUNDLED_TOKENIZER)
+    return FakeServer(answer=answer, reply_text=program_for, read_ids=tokenizer.decode)
 
 
 def outcome(out: Path) -> dict:
