@@ -5,12 +5,14 @@ On a GPU the model is a random-weight Llama of the published refiners' shape (35
 hidden 1280, 16 heads, 1 KV head, MLP 2048, context 2048), built here, in bfloat16. On a CPU (vLLM's
 CPU build) it is the tests' tiny Llama (2 layers, hidden 128) with the same 2048-token context, in
 float32, on fewer documents, without graph compilation. Output lengths are pinned
-(EOS ignored) to realistic program lengths, so the three do the same work: DOC_TOKENS per document
-("keep_doc()"), CHUNK_TOKENS per chunk (a short remove_lines program). Documents are the bundled
-real web documents, repeated with new ids up to DOCUMENTS.
+(EOS ignored) to OUTPUT_TOKENS per prompt at both stages, a short program ("keep_doc()" is 5 tokens,
+a remove_lines call about 20), so the three do the same work; one pinned length lets both stages
+share one engine, as `prox refine` does with one model, and bare generation uses one `LLM` too.
+Documents are the bundled real web documents whose chunk prompts fit the context, repeated with new
+ids up to the setting's count.
 
 - prox: the pipeline of `prox refine` (read parquet, both stages, execute, write), in a process of
-  its own; its time excludes the two engines' start-up (their `engine_start_ms`).
+  its own; its time excludes the engine's start-up (`engine_start_ms`).
 - reference-style: everything loaded, doc prompts built, all generated, executed; chunk prompts
   built line by line in Python, all generated, executed; everything written at the end.
 - bare: `LLM.generate` alone on prebuilt doc and chunk prompts (no reading, building or writing).
@@ -37,11 +39,12 @@ from bench_report import save
 from reference_style import reference_chunk_prompts
 from vllm_server import vllm_ready_llama
 
-from prox.engines import BUNDLED_TOKENIZER
+from prox.engines import BUNDLED_TOKENIZER, load_tokenizer
+from prox.prompts import PromptBuilder, load_prompts
 
 ROOT = Path(__file__).parents[1]
 TOKENIZER = BUNDLED_TOKENIZER  # the published refiners' tokenizer, shipped with prox
-DOC_TOKENS, CHUNK_TOKENS = 5, 40
+OUTPUT_TOKENS = 16
 SHARDS = 8
 
 
@@ -51,12 +54,12 @@ class Setting:
 
     device: str
     dtype: str
-    memory_per_model: float
+    memory: float  # of the one engine
     documents: int
     enforce_eager: bool
 
     def engine_options(self) -> dict:
-        return {"dtype": self.dtype, "gpu_memory_utilization": self.memory_per_model,
+        return {"dtype": self.dtype, "gpu_memory_utilization": self.memory,
                 "enforce_eager": self.enforce_eager}
 
 
@@ -64,8 +67,8 @@ def setting() -> Setting:
     import torch
 
     if torch.cuda.is_available():
-        return Setting(torch.cuda.get_device_name(0), "bfloat16", 0.4, 4000, False)
-    return Setting("CPU (vLLM's CPU build)", "float32", 0.15, 300, True)
+        return Setting(torch.cuda.get_device_name(0), "bfloat16", 0.8, 4000, False)
+    return Setting("CPU (vLLM's CPU build)", "float32", 0.3, 300, True)
 
 
 def refiner_shaped_model(folder: Path) -> None:
@@ -81,9 +84,14 @@ def refiner_shaped_model(folder: Path) -> None:
 
 
 def documents(count: int) -> list[dict]:
+    """The bundled documents whose chunk prompts all fit the 2048-token context with their output:
+    bare `LLM.generate` refuses a whole call for one that does not (prox records that document)."""
     texts = [json.loads(line)["text"] for line in (ROOT / "samples" / "web-documents.jsonl").open()]
     texts += [json.loads(line)["text"] for line in gzip.open(ROOT / "samples" / "dclm-labeled-281.jsonl.gz", "rt")]
-    texts = [t for t in texts if t.strip()]
+    builder = PromptBuilder(load_prompts("web"), load_tokenizer(TOKENIZER))
+    fits = 2048 - OUTPUT_TOKENS
+    texts = [t for t in texts if t.strip() and all(
+        len(ids) < fits for ids in builder.chunk_prompt_ids([p.text for p in builder.chunk_prompts(t)]))]
     return [{"id": f"doc-{i}", "text": texts[i % len(texts)]} for i in range(count)]
 
 
@@ -102,24 +110,31 @@ def spec(tokens):
 def pipeline(shards):
     handoff = LineHandoff()
     return [ShardReader(inp, out, shards),
-            GeneratePrograms("doc", spec({DOC_TOKENS}), batch_size=1024, handoff=handoff),
-            GeneratePrograms("chunk", spec({CHUNK_TOKENS}), batch_size=1024, handoff=handoff),
+            GeneratePrograms("doc", spec({OUTPUT_TOKENS}), batch_size=1024, handoff=handoff),
+            GeneratePrograms("chunk", spec({OUTPUT_TOKENS}), batch_size=1024, handoff=handoff),
             ApplyPrograms(Policy()), ShardWriter(out), ShardStats(out)]
 if __name__ == "__main__":
     tick = time.perf_counter()
     stats = run_shards(inp, out, pipeline, {{}})
-    print(json.dumps({{"wall_s": time.perf_counter() - tick, "documents": stats["input"]}}))
+    print("FIGURES", json.dumps({{"wall_s": time.perf_counter() - tick, "documents": stats["input"]}}))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    line = next(line for line in result.stdout.splitlines() if line.startswith("FIGURES "))  # vLLM logs there too
+    figures = json.loads(line.removeprefix("FIGURES "))
     steps = json.loads((output / "logs" / "datatrove" / "stats.json").read_text())
-    start_ms = 0.0
-    for step in steps:
-        value = step.get("stats", {}).get("engine_start_ms")
-        start_ms += value.get("total", 0) if isinstance(value, dict) else (value or 0)
-    figures["engine_start_s"] = start_ms / 1000
+    starts = [value.get("total", 0) if isinstance(value, dict) else value
+              for step in steps if (value := step.get("stats", {}).get("engine_start_ms")) is not None]
+    figures["engine_start_s"] = max(starts) / 1000  # one engine: the second stage waits for its start too
+    figures["steps"] = {step["name"]: {k: v.get("total") if isinstance(v, dict) else v
+                                       for k, v in step.get("stats", {}).items()} | {"time_s": _total(step)}
+                        for step in steps}
     figures["seconds"] = figures["wall_s"] - figures["engine_start_s"]
     return figures
+
+
+def _total(step: dict) -> float | None:
+    times = step.get("time_stats")
+    return times.get("total") if isinstance(times, dict) else times
 
 
 def reference_loop_and_bare(model: Path, rows: list[dict], output: Path, where: Setting) -> dict:
@@ -127,23 +142,20 @@ def reference_loop_and_bare(model: Path, rows: list[dict], output: Path, where: 
     from vllm import LLM, SamplingParams
 
     from prox.execution import execute_programs
-    from prox.prompts import PromptBuilder, load_prompts
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    doc_llm = LLM(model=str(model), seed=0, **where.engine_options())
-    chunk_llm = LLM(model=str(model), seed=0, **where.engine_options())
-    doc_params = SamplingParams(temperature=0, max_tokens=DOC_TOKENS, ignore_eos=True)
-    chunk_params = SamplingParams(temperature=0, max_tokens=CHUNK_TOKENS, ignore_eos=True)
+    llm = LLM(model=str(model), seed=0, **where.engine_options())
+    params = SamplingParams(temperature=0, max_tokens=OUTPUT_TOKENS, ignore_eos=True)
     builder = PromptBuilder(load_prompts("web"), tokenizer)
 
     tick = time.perf_counter()  # the reference's manner
     texts = [row["text"] for row in rows]
     doc_prompts = [{"prompt_token_ids": ids} for ids in builder.doc_prompt_ids(texts)]
-    doc_outputs = doc_llm.generate(doc_prompts, doc_params, use_tqdm=False)
+    doc_outputs = llm.generate(doc_prompts, params, use_tqdm=False)
     doc_programs = [o.outputs[0].text for o in doc_outputs]
     chunk_prompts = [reference_chunk_prompts(text, tokenizer) for text in texts]
     flat = [p for prompts in chunk_prompts for p in prompts]
-    chunk_outputs = iter(chunk_llm.generate(flat, chunk_params, use_tqdm=False))
+    chunk_outputs = iter(llm.generate(flat, params, use_tqdm=False))
     results = []
     for text, doc_program, prompts in zip(texts, doc_programs, chunk_prompts, strict=True):
         chunk_program = "\n".join(next(chunk_outputs).outputs[0].text for _ in prompts)
@@ -151,9 +163,10 @@ def reference_loop_and_bare(model: Path, rows: list[dict], output: Path, where: 
     pq.write_table(pa.table({"text": results}), output)
     reference = time.perf_counter() - tick
 
+    llm.reset_prefix_cache()  # else the bare run finds every prompt cached by the reference's
     tick = time.perf_counter()  # bare generation on the same prompts
-    doc_llm.generate(doc_prompts, doc_params, use_tqdm=False)
-    chunk_llm.generate(flat, chunk_params, use_tqdm=False)
+    llm.generate(doc_prompts, params, use_tqdm=False)
+    llm.generate(flat, params, use_tqdm=False)
     bare = time.perf_counter() - tick
     prompt_tokens = sum(len(p["prompt_token_ids"]) for p in doc_prompts)
     prompt_tokens += sum(len(ids) for ids in tokenizer(flat)["input_ids"])
@@ -179,10 +192,10 @@ def main() -> None:
         others = reference_loop_and_bare(scratch / "model", rows, scratch / "reference.parquet", where)
     figures = {
         "device": where.device, "documents": len(rows), "prompt_tokens": others["prompt_tokens"],
-        "chunk_prompts": others["chunk_prompts"], "pinned_output_tokens": {"doc": DOC_TOKENS, "chunk": CHUNK_TOKENS},
+        "chunk_prompts": others["chunk_prompts"], "pinned_output_tokens": OUTPUT_TOKENS,
         "seconds": {"prox": prox["seconds"], "reference_style": others["reference_s"],
                     "bare_generate": others["bare_s"]},
-        "prox_engine_start_s": prox["engine_start_s"], "prox_wall_s": prox["wall_s"],
+        "prox_engine_start_s": prox["engine_start_s"], "prox_wall_s": prox["wall_s"], "prox_steps": prox["steps"],
     }
     figures["documents_per_s"] = {k: len(rows) / v for k, v in figures["seconds"].items()}
     figures["prompt_tokens_per_s"] = {k: others["prompt_tokens"] / v for k, v in figures["seconds"].items()}
