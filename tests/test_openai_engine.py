@@ -441,3 +441,14 @@ def test_several_endpoints_share_the_requests_by_what_each_has_in_flight(fake_se
     assert 1 <= len(slow.payloads) < len(fast.payloads) and len(slow.payloads) + len(fast.payloads) == 24
     long = Prompt(ids=tuple(range(64)))
     assert "does not fit the model's context of 64" in engine.generate([long], SETTINGS)[0].error
+
+
+def test_a_retry_goes_to_another_endpoint(fake_server):
+    """A server that keeps failing (one GPU's server crashed) does not fail the task while another
+    serves: each retry goes elsewhere."""
+    failing = fake_server(lambda key, attempt: ("status", 503, {"error": {"message": "engine dead"}}), models=[])
+    working = fake_server(models=[])
+    engine = OpenAIEngine("m", f"{failing.url},{working.url}", concurrency=4, retries=2, backoff=0.01, timeout=5.0)
+    completions = engine.generate(PROMPTS, SETTINGS)
+    assert [c.text for c in completions] == [expected(p) for p in PROMPTS]
+    assert failing.payloads and len(working.payloads) == 24

@@ -6,7 +6,7 @@ tokenizes it the way a local engine would. Requests are asynchronous (aiohttp, o
 a thread of the engine's own), up to `concurrency` in flight on as many keep-alive connections:
 a GPU server batches what is in flight, so it wants hundreds, not a handful. Several endpoints
 (comma-separated: one server per GPU) share the requests: each goes to the endpoint with the fewest
-of this engine's requests in flight.
+of this engine's requests in flight, and a retry to another endpoint than the one that failed.
 
 Before the first request the engine reads `GET {endpoint}/v1/models` of each endpoint: a refused
 key stops it at once, and the model's `max_model_len` (vLLM and `prox serve` report it) caps each id prompt's
@@ -171,12 +171,7 @@ class OpenAIEngine:
         payload = {"model": self.model, "prompt": list(prompt.ids) if prompt.ids is not None else prompt.text,
                    "max_tokens": max_tokens, "temperature": 0, "n": 1}
         async with slots:
-            endpoint = min(self.endpoints, key=self._in_flight.__getitem__)
-            self._in_flight[endpoint] += 1
-            try:
-                reply = await self._send(session, endpoint, "POST", "/v1/completions", orjson.dumps(payload))
-            finally:
-                self._in_flight[endpoint] -= 1
+            reply = await self._send(session, None, "POST", "/v1/completions", orjson.dumps(payload))
         if not 200 <= reply.status < 300:
             if 300 <= reply.status < 400:
                 reason = f"redirected to {reply.location or 'an unnamed location'}"
@@ -244,16 +239,22 @@ class OpenAIEngine:
             return None
         return ours["max_model_len"] if isinstance(ours.get("max_model_len"), int) else None
 
-    async def _send(self, session: aiohttp.ClientSession, endpoint: str, method: str, path: str,
+    async def _send(self, session: aiohttp.ClientSession, endpoint: str | None, method: str, path: str,
                     body: bytes | None) -> _Reply:
-        """The reply to one request, retrying the server's transient failures; EngineError when they persist."""
+        """The reply to one request, retrying the server's transient failures; EngineError when they persist.
+        `endpoint` None: each attempt goes to the endpoint with the fewest of this engine's requests in
+        flight, another than the one that just failed when there is another."""
         last = ""
         hung_up = False
         attempt = 0
+        failed = None
         while True:
             retry_after = None
+            target = endpoint or min([e for e in self.endpoints if e != failed] or self.endpoints,
+                                     key=self._in_flight.__getitem__)
+            self._in_flight[target] += 1
             try:
-                reply, retry_after = await self._exchange(session, endpoint + path, method, body)
+                reply, retry_after = await self._exchange(session, target + path, method, body)
             except aiohttp.ServerDisconnectedError as error:
                 if not hung_up:  # likely a keep-alive connection the server closed while idle
                     hung_up = True
@@ -265,14 +266,17 @@ class OpenAIEngine:
                 if reply.status not in RETRIED_STATUSES and (reply.status < 500 or reply.status in NOT_IMPLEMENTED):
                     return reply
                 last = f"HTTP {reply.status}: {message_of(reply.body) or 'no message'}"
+            finally:
+                self._in_flight[target] -= 1
+            failed = target
             if attempt == self.retries:
                 break
             delay = min(MAX_BACKOFF_S, max(self.backoff * 2**attempt, retry_after or 0.0))
             delay *= 1 + 0.1 * random.random()
             attempt += 1
-            logger.warning(f"{endpoint}{path}: {last}; retry {attempt} of {self.retries} in {delay:.1f} s")
+            logger.warning(f"{target}{path}: {last}; retry {attempt} of {self.retries} in {delay:.1f} s")
             await asyncio.sleep(delay)
-        raise EngineError(f"{endpoint}{path} failed {attempt + 1} times; last error: {last}")
+        raise EngineError(f"{target}{path} failed {attempt + 1} times; last error: {last}")
 
     async def _exchange(self, session: aiohttp.ClientSession, url: str, method: str,
                         body: bytes | None) -> tuple[_Reply, float | None]:

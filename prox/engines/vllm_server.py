@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ from pathlib import Path
 from prox.engines.base import EngineError
 
 _PR_SET_PDEATHSIG = 1
+_TAKEN_PORTS: set[int] = set()  # given to this process's servers: a closed probe's port can come back
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # localhost, never via http_proxy
 
 
 class VLLMServer:
@@ -34,48 +37,50 @@ class VLLMServer:
     on use. `devices`: its CUDA_VISIBLE_DEVICES (None: as this process has it)."""
 
     def __init__(self, model: str, log: Path, args: list[str], devices: str | None = None):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log = log
+        self.log, self.model = log, model
         command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
                    "--host", "127.0.0.1", "--port", str(port), *args]
         environment = os.environ | ({"CUDA_VISIBLE_DEVICES": devices} if devices is not None else {})
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "wb") as output:
+        parent = os.getpid()
+        with open(log, "ab") as output:  # a rerun's server adds to the log of the run it resumes
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+                                            start_new_session=True, preexec_fn=lambda: _die_with_parent(parent))
 
     def wait_ready(self, seconds: float = 900) -> str:
-        """The server's URL once `GET /v1/models` answers; EngineError, with its log's end, if it exits
-        or does not answer in time."""
+        """The server's URL once `GET /v1/models` lists its model; EngineError, with its log's end, if
+        it exits or does not answer in time."""
         deadline = time.time() + seconds
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise EngineError(f"the vLLM server exited with status {self.process.returncode} while starting; "
                                   f"the end of its log ({self.log}):\n{self._log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=5) as answer:
-                    if answer.status == 200:
-                        return self.url
+                with _DIRECT.open(f"{self.url}/v1/models", timeout=5) as answer:
+                    listed = answer.status == 200 and self.model in _model_ids(answer.read())
+                if listed and self.process.poll() is None:
+                    return self.url
             except OSError:
-                time.sleep(1)
+                pass
+            time.sleep(1)
         raise EngineError(f"the vLLM server did not answer in {seconds:.0f} s; the end of its log ({self.log}):\n"
                           f"{self._log_tail()}")
 
     def stop(self) -> None:
-        """Stops the server and what it started (its engine core): SIGTERM, then SIGKILL after 30 s."""
-        if self.process.poll() is not None:
-            return
+        """Stops the server and what it started (its engine core), even if the server itself has
+        already exited: SIGTERM to the whole group, then SIGKILL to what is left after 30 s."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        deadline = time.time() + 30
+        while _group_alive(self.process.pid) and time.time() < deadline:
+            time.sleep(0.5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def _log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no log)"
@@ -99,8 +104,9 @@ def vllm_servers(models: list[str], devices: list[str | None], options: dict, lo
     servers: dict[str, list[VLLMServer]] = {}
     try:
         for index, model in enumerate(dict.fromkeys(models)):
-            servers[model] = [VLLMServer(model, log_dir / f"vllm-server-{index}-{n}.log", server_args(**options),
-                                         device) for n, device in enumerate(devices)]
+            for n, device in enumerate(devices):  # each kept at once, so that a failed start stops the others
+                log = log_dir / f"vllm-server-{index}-{n}.log"
+                servers.setdefault(model, []).append(VLLMServer(model, log, server_args(**options), device))
         yield {model: ",".join(s.wait_ready(start_seconds) for s in started) for model, started in servers.items()}
     finally:
         for started in servers.values():
@@ -108,8 +114,38 @@ def vllm_servers(models: list[str], devices: list[str | None], options: dict, lo
                 server.stop()
 
 
-def _die_with_parent() -> None:
-    """In the server's process before it runs: the kernel kills it if prox dies (even by SIGKILL), so
-    no server outlives its run. Linux only; elsewhere the run's own stop does it."""
+def _free_port() -> int:
+    """A localhost port free now and not given to another server of this process."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _TAKEN_PORTS:
+            _TAKEN_PORTS.add(port)
+            return port
+
+
+def _model_ids(body: bytes) -> list[str]:
+    """The models a `GET /v1/models` answer lists (none if it is not such an answer)."""
+    try:
+        return [str(model.get("id")) for model in json.loads(body)["data"] if isinstance(model, dict)]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the server's process before it runs: the kernel stops it if prox dies (even by SIGKILL),
+    so no server outlives its run (servers are started from prox's main thread, whose end is the
+    process's). Linux only; elsewhere the run's own stop does it."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # prox died before the request took hold
+        os._exit(1)
