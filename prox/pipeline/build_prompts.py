@@ -29,11 +29,11 @@ class BuildPrompts(PipelineStep):
         spec = load_prompts(self.domain)
         builders = {stage: PromptBuilder(spec, load_tokenizer(model), self.truncate_document)
                     for stage, model in self.models.items()}
+        shared = len(builders) == 2 and self.models["doc"] == self.models["chunk"]  # lines tokenized once
         for batch, end in batches(data, self.batch_size):
             todo = [d for d in batch if needs_request(d, "doc")]
             rows: dict[str, list[dict]] = {d.id: [] for d in todo}
             with self.track_time("batch"):
-                shared = len(builders) == 2 and self.models["doc"] == self.models["chunk"]
                 lines = builders["chunk"].document_lines([d.text for d in todo]) if shared else None
                 if "doc" in builders:
                     texts = [builders["doc"].render(d.text) for d in todo]
