@@ -8,7 +8,9 @@ interpreter.py), and the writer. CPU time is the process's (user and system, all
 tokenizer runs several). Each line is tokenized once, with the doc stage's prompts (as the pipeline
 does), and the chunk-stage prompts are put together from the lines' ids; a prompt that cannot be
 goes as text, for the engine to tokenize (in a vLLM server's process when prox starts one): that
-part is reported on its own line. The GPU's side is the
+part is reported on its own line. The tokenizer runs on one thread, as in each process of `--workers N`
+(prox turns its threads off there: the processes use the cores); the doc stage is measured again
+with its threads on, as one process runs, on a line of its own. The GPU's side is the
 H100 figures of ../shared/gpu/README.md (bare LLM.generate, a refiner-shaped model): 866 doc-stage
 prompts/s and 425 chunk-stage prompts/s. Writes bench-out/cpu_per_document.json.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
 import random
 import resource
 import tempfile
@@ -43,6 +46,7 @@ SHARDS = 4
 BATCH = 256  # documents per generation batch, as `prox refine` defaults
 H100_DOCS_PER_S, H100_CHUNKS_PER_S = 866, 425
 GOAL_MS = 1.5
+THREADED = "doc-stage prompts, tokenizer threads on"  # not part of the sum: an alternative to the doc stage
 
 
 def documents() -> list[dict]:
@@ -73,6 +77,7 @@ class Parts:
 
 
 def main() -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read by the tokenizer at each call
     rows = documents()
     parts = Parts()
     with tempfile.TemporaryDirectory() as scratch:
@@ -105,6 +110,11 @@ def main() -> None:
         with parts.measure("writing"):
             for _ in ShardWriter(out).run(iter(applied)):
                 pass
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"
+        with parts.measure(THREADED):
+            for batch in batches:
+                builder.doc_prompt_ids([d.text for d in batch], builder.document_lines([d.text for d in batch]))
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
         with parts.measure("chunk prompts tokenized (by the engine)"):  # those not put together from lines
             chunk_tokens = sum(len(p.ids) for prompts in chunk_prompts for p in prompts if p.ids is not None)
             texts = [p.text for prompts in chunk_prompts for p in prompts if p.ids is None]
@@ -113,7 +123,7 @@ def main() -> None:
     chunks = sum(len(prompts) for prompts in chunk_prompts)
     per_doc_ms = {name: round(1000 * seconds / len(docs), 3) for name, seconds in parts.cpu.items()}
     engine_part = "chunk prompts tokenized (by the engine)"
-    pipeline_ms = sum(ms for name, ms in per_doc_ms.items() if name != engine_part)
+    pipeline_ms = sum(ms for name, ms in per_doc_ms.items() if name not in (engine_part, THREADED))
     gpu_ms = 1000 / H100_DOCS_PER_S + (chunks / len(docs)) * 1000 / H100_CHUNKS_PER_S
     figures = {
         "documents": len(docs), "chunks": chunks, "doc_prompt_tokens": doc_tokens, "chunk_prompt_tokens": chunk_tokens,

@@ -97,8 +97,8 @@ def test_prompts_put_together_from_lines_equal_the_whole_texts_tokenized(builder
     whole = [llama_tokenizer(builder.render(t), add_special_tokens=False)["input_ids"][:2000] for t in texts]
     assert builder.doc_prompt_ids(texts, lines) == whole
     assembled = 0
-    for text, doc_lines in zip(texts, lines, strict=True):
-        prompts = builder.chunk_prompts(text, doc_lines=doc_lines)
+    texts, lines = texts + ["", "\n", " "], lines + builder.document_lines(["", "\n", " "])
+    for text, prompts in zip(texts, builder.chunk_prompts_batch(texts, lines), strict=True):  # one batch
         assert [p.text for p in prompts] == [p.text for p in builder.chunk_prompts(text)]
         for prompt in prompts:
             if prompt.ids is not None:

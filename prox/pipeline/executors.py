@@ -52,7 +52,10 @@ class ExecutorSettings:
         elif len(devices) > 1:
             run_on_devices(pipeline, tasks, logging_dir, devices)
         else:
-            local_executor(pipeline, tasks, max(1, min(workers, tasks)), logging_dir).run()
+            workers = max(1, min(workers, tasks))
+            if workers > 1:  # the processes use the cores: the tokenizer's own threads would only add CPU
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            local_executor(pipeline, tasks, workers, logging_dir).run()
         return None
 
     def _slurm(self, pipeline: list[PipelineStep], tasks: int, logging_dir: DataFolder) -> PipelineExecutor:

@@ -88,21 +88,12 @@ def batches(data: DocumentsPipeline, size: int) -> Iterator[tuple[list[Document]
 
 
 def chunk_prompts_of(builder: PromptBuilder, documents: list[Document],
-                     lines: list[DocumentLines | None] | None = None) -> Iterator[list[ChunkPrompt]]:
-    """Chunk prompts per document: from the documents' tokenized lines (`lines`, or tokenized here
-    in one call), else with the line token counts of all documents in one call."""
+                     lines: list[DocumentLines | None] | None = None) -> list[list[ChunkPrompt]]:
+    """Chunk prompts per document, from the documents' tokenized lines (`lines`, or tokenized here
+    in one call)."""
     if lines is None:
         lines = builder.document_lines([d.text for d in documents])
-    whole = [i for i, doc_lines in enumerate(lines) if doc_lines is None]
-    numbered = {i: builder.numbered_lines(documents[i].text) for i in whole}
-    counts = builder.line_token_counts([line for i in whole for line in numbered[i]])
-    start = 0
-    for document, doc_lines, i in zip(documents, lines, range(len(documents)), strict=True):
-        if doc_lines is not None:
-            yield builder.chunk_prompts(document.text, doc_lines=doc_lines)
-            continue
-        yield builder.chunk_prompts(document.text, counts[start : start + len(numbered[i])])
-        start += len(numbered[i])
+    return builder.chunk_prompts_batch([d.text for d in documents], lines)
 
 
 class LineHandoff:

@@ -12,6 +12,8 @@ from the lines' ids (line_tokens); the prompts are the same, id for id, at a thi
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass
 
 from prox.engines.models import encode_texts
@@ -24,9 +26,15 @@ _MARK = "\x00prox\x00"  # stands for the document or the chunk while a frame is 
 @dataclass(frozen=True)
 class ChunkPrompt:
     index: int  # 0-based chunk of the document
-    text: str  # the rendered chat prompt
     chunk: str  # the chunk's numbered lines, as the prompt presents them
-    ids: tuple[int, ...] | None = None  # the text's ids with default special tokens, when put together
+    ids: tuple[int, ...] | None = None  # the prompt's ids with default special tokens, when put together
+    rendered: str | None = None  # the chat prompt, when rendered whole
+    around: tuple[str, str] = ("", "")  # else the chat prompt's text before and after the chunk
+
+    @property
+    def text(self) -> str:
+        """The rendered chat prompt (put together only when asked: prompts sent as ids never need it)."""
+        return self.rendered if self.rendered is not None else self.around[0] + self.chunk + self.around[1]
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class _Frame:
     before: list[int]
     after: str
     after_ids: list[int]
+    before_text: str
 
 
 class PromptBuilder:
@@ -52,8 +61,8 @@ class PromptBuilder:
         self._doc_frame = self._frame(spec.doc.user_template.format(text=_MARK), special_tokens=False, stripped=True)
         self._chunk_frame = self._frame(spec.chunk.user_template.format(chunk=_MARK), special_tokens=True)
         template = spec.chunk.line_template
-        self._numbers_first = template.endswith("{line}") and template.count("{line}") == 1
-        self._number_ids: dict[int, tuple[list[int], list[int] | None]] = {}  # index -> (alone, after a newline)
+        numbers_first = template.endswith("{line}") and template.count("{line}") == 1
+        self._numbers = _LineNumbers(template.replace("{line}", ""), tokenizer, self.pieces) if numbers_first else None
 
     def render(self, user: str) -> str:
         """The chat prompt as a string, BOS included."""
@@ -78,7 +87,7 @@ class PromptBuilder:
         after_ids = self.pieces.in_context([after])[0]
         if after_ids is None:
             return None
-        return _Frame(encode_texts(self.tokenizer, [before], special_tokens)[0], after, after_ids)
+        return _Frame(encode_texts(self.tokenizer, [before], special_tokens)[0], after, after_ids, before)
 
     def document_lines(self, texts: list[str]) -> list[DocumentLines | None]:
         """Each text's lines tokenized once (None for all when this tokenizer cannot be put together)."""
@@ -146,65 +155,78 @@ class PromptBuilder:
             keep = max(0, keep - (len(ids) - limit))
 
     def numbered_lines(self, text: str) -> list[str]:
+        lines = text.split("\n")
+        if self._numbers is not None:
+            return list(map(operator.add, self._numbers.texts_for(len(lines)), lines))
         template = self.spec.chunk.line_template
-        return [template.format(index=index, line=line) for index, line in enumerate(text.split("\n"))]
+        return [template.format(index=index, line=line) for index, line in enumerate(lines)]
 
     def line_token_counts(self, lines: list[str]) -> list[int]:
         """Token counts of lines encoded one by one with default special tokens, in one batched call."""
         return [len(ids) for ids in encode_texts(self.tokenizer, lines, special_tokens=True)]
 
-    def chunk_prompts(self, text: str, counts: list[int] | None = None,
-                      doc_lines: DocumentLines | None = None) -> list[ChunkPrompt]:
-        """The chunk-stage prompts of one document; `counts` may come from a batched call over many.
-        With the document's lines tokenized (`doc_lines`), counts and prompt ids are put together."""
-        if text == "":
-            return []
-        lines = self.numbered_lines(text)
-        pieces = self._numbered_pieces(doc_lines) if doc_lines is not None else None
-        if pieces is not None:
-            counts = pieces[0]
-        elif counts is None:
-            counts = self.line_token_counts(lines)
-        template = self.spec.chunk.user_template
+    def chunk_prompts(self, text: str, doc_lines: DocumentLines | None = None) -> list[ChunkPrompt]:
+        """The chunk-stage prompts of one document (see chunk_prompts_batch)."""
+        return self.chunk_prompts_batch([text], [doc_lines])[0]
+
+    def chunk_prompts_batch(self, texts: list[str],
+                            lines: list[DocumentLines | None] | None = None) -> list[list[ChunkPrompt]]:
+        """The chunk-stage prompts of each text, with the tokenizer called once for the whole batch
+        (each call has a fixed cost that exceeds a document's work). Where a text's lines were tokenized
+        (`lines`), counts and prompt ids are put together from them; else the numbered lines are counted."""
+        lines = lines if lines is not None else [None] * len(texts)
+        pieces = self._numbered_pieces(lines)
+        numbered = [self.numbered_lines(text) if text else [] for text in texts]
+        counted = [i for i, text in enumerate(texts) if text and pieces[i] is None]
+        flat = iter(self.line_token_counts([line for i in counted for line in numbered[i]]))
+        counts = {i: [next(flat) for _ in numbered[i]] for i in counted}
+        return [self._packed(numbered[i], pieces[i].counts if pieces[i] else counts[i], pieces[i]) if texts[i] else []
+                for i in range(len(texts))]
+
+    def _packed(self, lines: list[str], counts: list[int], pieces: _Pieces | None) -> list[ChunkPrompt]:
+        frame, template = self._chunk_frame, self.spec.chunk.user_template
         prompts = []
         for index, members in enumerate(pack_ranges(counts, self.spec.chunk.chunk_tokens)):
             chunk = "\n".join(lines[members.start : members.stop])
-            ids = self._assembled_chunk(pieces[1], members) if pieces is not None else None
-            prompts.append(ChunkPrompt(index, self.render(template.format(chunk=chunk)), chunk, ids))
+            if pieces is None:
+                prompts.append(ChunkPrompt(index, chunk, rendered=self.render(template.format(chunk=chunk))))
+            else:
+                ids = self._assembled_chunk(pieces.parts, members)
+                prompts.append(ChunkPrompt(index, chunk, ids, around=(frame.before_text, frame.after)))
         return prompts
 
-    def _numbered_pieces(self, doc_lines: DocumentLines) -> tuple[list[int], list[tuple[list[int], ...]]] | None:
-        """Each numbered line's token count (alone, with special tokens) and its ids after a newline
-        (as the parts to put together: its number's and the line's), from the line's ids and its
-        number's; a line that its number's end may join is tokenized whole."""
-        if self._chunk_frame is None or not self._numbers_first:
-            return None
-        prefix = self.spec.chunk.line_template.replace("{line}", "")
-        joined = [i for i, line in enumerate(doc_lines.lines) if self.pieces.joins(prefix.format(index=i), line)]
-        template = self.spec.chunk.line_template
-        numbered = [template.format(index=i, line=doc_lines.lines[i]) for i in joined]
-        whole = dict(zip(joined, zip(encode_texts(self.tokenizer, numbered, special_tokens=True),
-                                     self.pieces.in_context(numbered), strict=True), strict=True))
-        counts, parts = [], []
-        for index, line_ids in enumerate(doc_lines.ids):
-            alone, after_newline = whole[index] if index in whole else self._number(index, prefix)
-            if after_newline is None:
-                return None
-            if index in whole:
-                counts.append(len(alone))
-                parts.append((after_newline,))
-            else:
-                counts.append(len(alone) + len(line_ids))
-                parts.append((after_newline, line_ids))
-        return counts, parts
+    def _numbered_pieces(self, many: list[DocumentLines | None]) -> list[_Pieces | None]:
+        """For each document with tokenized lines, each numbered line's token count (alone, with
+        special tokens) and its ids after a newline (as the parts to put together: its number's and
+        the line's), from the line's ids and its number's; a line that its number's end may join is
+        tokenized whole, those of all documents in one call."""
+        if self._chunk_frame is None or self._numbers is None:
+            return [None] * len(many)
+        numbers = self._numbers
+        texts = numbers.texts_for(max((len(d.lines) for d in many if d is not None), default=0))
+        joined = [(k, i) for k, doc_lines in enumerate(many) if doc_lines is not None
+                  for i in self.pieces.joined(texts, doc_lines.lines)]
+        numbered = [texts[i] + many[k].lines[i] for k, i in joined]
+        whole: dict[int, dict[int, tuple[int, list[int] | None]]] = {}
+        for (k, i), alone, after_newline in zip(joined, encode_texts(self.tokenizer, numbered, special_tokens=True),
+                                                self.pieces.in_context(numbered), strict=True):
+            whole.setdefault(k, {})[i] = (len(alone), after_newline)
+        return [None if doc_lines is None else self._document_pieces(doc_lines, whole.get(k, {}))
+                for k, doc_lines in enumerate(many)]
 
-    def _number(self, index: int, prefix: str) -> tuple[list[int], list[int] | None]:
-        """A line number's ids alone with special tokens, and after a newline; remembered."""
-        if index not in self._number_ids:
-            number = prefix.format(index=index)
-            alone = encode_texts(self.tokenizer, [number], special_tokens=True)[0]
-            self._number_ids[index] = (alone, self.pieces.in_context([number])[0])
-        return self._number_ids[index]
+    def _document_pieces(self, doc_lines: DocumentLines, whole: dict[int, tuple[int, list[int] | None]]
+                         ) -> _Pieces | None:
+        """A document's numbered lines as pieces; `whole`: those of its lines tokenized with their number
+        (there are at least as many numbers as lines)."""
+        numbers = self._numbers
+        counts = [alone + len(ids) for alone, ids in zip(numbers.alone, doc_lines.ids, strict=False)]
+        parts: list[tuple[list[int] | None, ...]] = [(after, ids) for after, ids
+                                                     in zip(numbers.after, doc_lines.ids, strict=False)]
+        for index, (alone, after_newline) in whole.items():
+            counts[index], parts[index] = alone, (after_newline,)
+        if numbers.missing < len(parts) and any(part[0] is None for part in parts):
+            return None
+        return _Pieces(counts, parts)
 
     def _assembled_chunk(self, parts: list[tuple[list[int], ...]], members: range) -> tuple[int, ...]:
         frame = self._chunk_frame
@@ -220,6 +242,40 @@ class PromptBuilder:
     def chunk_prompt_ids(self, prompts: list[str]) -> list[list[int]]:
         """What the engine makes of chunk prompts: tokenized with default special tokens."""
         return encode_texts(self.tokenizer, prompts, special_tokens=True)
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """A document's numbered lines: each one's token count alone, and its parts' ids after a newline."""
+
+    counts: list[int]
+    parts: list[tuple[list[int] | None, ...]]
+
+
+class _LineNumbers:
+    """The chunk stage's line numbers ("[007]") in order: their text, and with a tokenizer whose
+    pieces can be put together, each one's token count alone (with special tokens) and ids after a
+    newline; made in blocks of a thousand, as documents need them, with one tokenizer call each."""
+
+    def __init__(self, template: str, tokenizer, pieces: LineTokenizer | None):
+        self.template, self.tokenizer, self.pieces = template, tokenizer, pieces
+        self.texts: list[str] = []
+        self.alone: list[int] = []
+        self.after: list[list[int] | None] = []
+        self.missing = math.inf  # the first number whose ids after a newline could not be had
+
+    def texts_for(self, count: int) -> list[str]:
+        """At least the first `count` numbers' texts (and their ids)."""
+        while len(self.texts) < count:
+            new = [self.template.format(index=i) for i in range(len(self.texts), len(self.texts) + 1000)]
+            if self.pieces is not None:
+                self.alone += [len(ids) for ids in encode_texts(self.tokenizer, new, special_tokens=True)]
+                after = self.pieces.in_context(new)
+                if None in after:
+                    self.missing = min(self.missing, len(self.after) + after.index(None))
+                self.after += after
+            self.texts += new
+        return self.texts
 
 
 def pack_lines(lines: list[str], counts: list[int], budget: int) -> list[str]:
