@@ -13,7 +13,8 @@ from conftest import sample_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prox.execution import Action, Outcome, Policy, Reason, execute_programs
+from prox.execution import Action, Outcome, Policy, Reason, execute_chunk, execute_programs
+from prox.execution.chunk_level import words_replaced
 from prox.language import (
     Category,
     Diagnostic,
@@ -259,3 +260,23 @@ def test_reparsing_applied_calls_gives_the_same_operations(text, chunk):
     operations = parse_program(chunk, "chunk").operations
     assert set(execute_programs(text, None, chunk).operations) <= {op.call for op in operations}
     assert [dataclasses.replace(reparsed(op), line=op.line) for op in operations] == list(operations)
+
+
+SPACED = st.text(st.sampled_from([*"ab.", " ", "\n", "\t", "\u00a0", "\u3000", "\x1c", "\x85"]), max_size=4)
+
+
+@PROPERTIES
+@given(st.data())
+def test_words_after_a_replacement_are_counted_from_its_occurrences(data):
+    source, target = data.draw(SPACED.filter(bool)), data.draw(SPACED)
+    text = "".join(data.draw(st.lists(st.one_of(st.just(source), SPACED), max_size=12)))  # occurrences that touch too
+    words = words_replaced(text, source, target, len(text.split()))
+    assert words is None or words == len(text.replace(source, target).split())
+
+
+@PROPERTIES
+@given(documents_and_programs())
+def test_chunk_results_count_the_words_they_leave(case):
+    text, _, chunk = case
+    result = execute_chunk(text, parse_program(chunk, "chunk"), Policy(), LIMITS)
+    assert (result.words_before, result.words_after) == (len(text.split()), len(result.text.split()))

@@ -93,8 +93,16 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
     removed = len(lines) - sum(keep)
     result = text if removed == 0 else "\n".join(compress(lines, keep))
 
+    words_before = len(text.split())
+    if removed == 0:
+        words: int | None = words_before
+    elif removed * 2 >= len(lines):
+        words = len(result.split())
+    else:  # words never span lines: subtract those of the removed lines, the smaller part
+        words = words_before - sum(len(line.split()) for start, end in removed_ranges
+                                   for line in lines[start : end + 1])
+
     max_chars = int(limits.growth_factor * len(text)) + limits.growth_extra_chars
-    normalized = False
     for op in normalizations:
         source, target = op.source_str, op.target_str
         if source in ("", " "):
@@ -112,19 +120,16 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
         if replaced == result:  # nothing matched (CPython then hands back the same string: no scan)
             note(Category.NO_EFFECT, op.line, "source_str does not occur in the text, or changes nothing", False)
             continue
+        if words is not None:
+            work += len(result)
+            words = words_replaced(result, source, target, words)
         result = replaced
-        normalized = True
         applied.append(op.call)
 
     errors = sum(d.counted or policy.count_all_diagnostics for d in diagnostics)
     if program.refused:
         errors = max(errors, policy.error_op)
-    words_before = len(text.split())
-    if normalized or removed * 2 >= len(lines):
-        words_after = len(result.split())
-    else:  # words never span lines: subtract those of the removed lines, the smaller part
-        words_after = words_before - sum(len(line.split()) for start, end in removed_ranges
-                                         for line in lines[start : end + 1])
+    words_after = len(result.split()) if words is None else words
     action, reason = decide(words_before, words_after, errors, policy)
     if reason is Reason.TOO_MANY_ERRORS and program.refused:
         reason = Reason.PROGRAM_REFUSED
@@ -132,6 +137,25 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
         action, reason = Action.KEPT, Reason.UNCHANGED
     return ChunkResult(result, tuple(applied), tuple(diagnostics), errors, words_before, words_after,
                        action, reason, work)
+
+
+def words_replaced(text: str, source: str, target: str, words: int) -> int | None:
+    """The words of `text` (`words` of them) once every `source` is replaced by `target`, from each
+    occurrence and the characters beside it, which alone decide whether words split or join there:
+    far cheaper than counting the new text's words when occurrences are few. None (count them) when
+    they are many, or when two touch (each one's neighbour is then replaced too)."""
+    limit = 4 + len(text) // 256
+    size = len(source)
+    start, end = text.find(source), -1
+    while start != -1:
+        limit -= 1
+        if limit < 0 or start == end:
+            return None
+        end = start + size
+        left, right = text[start - 1 : start] if start else "", text[end : end + 1]
+        words += len((left + target + right).split()) - len((left + source + right).split())
+        start = text.find(source, end)
+    return words
 
 
 def decide(words_before: int, words_after: int, errors: int, policy: Policy) -> tuple[Action, Reason]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 
@@ -69,15 +71,30 @@ def _call_text(function: str, names: tuple[str, ...], values: tuple, types: tupl
     return f"{function}({arguments})"
 
 
-_ARGUMENT_NAMES: dict[type, tuple[str, ...]] = {}
+_ARGUMENTS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple]]] = {}
+
+
+def _arguments(operation_type: type) -> tuple[tuple[str, ...], Callable[[Any], tuple]]:
+    """The argument fields of an operation type, and a function that reads their values as a tuple."""
+    found = _ARGUMENTS.get(operation_type)
+    if found is None:
+        names = tuple(f.name for f in dataclasses.fields(operation_type)[2:] if f.name != "_call")
+        getter = attrgetter(*names) if names else None
+        if len(names) > 1:
+            read = getter
+        elif names:
+            def read(op, getter=getter):
+                return (getter(op),)
+        else:
+            def read(op):
+                return ()
+        found = _ARGUMENTS[operation_type] = (names, read)
+    return found
 
 
 def argument_names(operation_type: type) -> tuple[str, ...]:
     """The fields of an operation that are the call's arguments, in the spec's order."""
-    names = _ARGUMENT_NAMES.get(operation_type)
-    if names is None:
-        names = _ARGUMENT_NAMES[operation_type] = tuple(f.name for f in dataclasses.fields(operation_type)[2:])
-    return names
+    return _arguments(operation_type)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +103,23 @@ class Operation:
 
     line: int  # 1-based program line
     function: str  # the name the program called it by
+    # the canonical text, once asked for; kept by copies on other lines (a program's lines repeat)
+    _call: str | None = dataclasses.field(default=None, compare=False, repr=False, kw_only=True)
 
     def at(self, line: int) -> Operation:
         """The same operation on another program line."""
         if line == self.line:
             return self
-        return type(self)(line, self.function, *(getattr(self, name) for name in argument_names(type(self))))
+        return type(self)(line, self.function, *_arguments(type(self))[1](self), _call=self.call)
 
     @property
     def call(self) -> str:
         """Canonical text, e.g. remove_lines(line_start=0, line_end=4); it parses back to this operation."""
-        names = argument_names(type(self))
-        values = tuple(getattr(self, name) for name in names)
-        return _call_text(self.function, names, values, tuple(map(type, values)))
+        if self._call is None:
+            names, read = _arguments(type(self))
+            values = read(self)
+            object.__setattr__(self, "_call", _call_text(self.function, names, values, tuple(map(type, values))))
+        return self._call
 
 
 @dataclass(frozen=True, slots=True)
