@@ -6,18 +6,55 @@ hands vLLM the strings). Knowing each length first lets prox keep out the prompt
 the context, because vLLM refuses a whole `generate` call for one such prompt; those get a
 Completion error and the others run. Each prompt may generate up to the context's end, as the
 reference's vLLM did, so output is capped per prompt.
+
+Calls do not wait for each other: one thread steps vLLM's engine, and every call's requests join
+the running batch as they come, as they would at vLLM's server. So the doc and chunk stages share
+one batch, and a stage's next batch starts while its previous one finishes instead of after it
+(`LLM.generate` per call would leave the engine with ever fewer requests at the end of each call).
 """
 
 from __future__ import annotations
+
+import itertools
+import queue
+import threading
 
 from prox.engines.base import Completion, EngineError, GenerationSettings, Prompt
 from prox.engines.context import fit_to_context, prompt_ids
 from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_message
 
 
+class _Call:
+    """One `generate` call's requests, waited for by its caller."""
+
+    def __init__(self, count: int):
+        self.outputs: list = [None] * count
+        self.left = count
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+
+    def deliver(self, slot: int, output) -> None:
+        self.outputs[slot] = output
+        self.left -= 1
+        if self.left == 0:
+            self.finished.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = self.error or error
+        self.finished.set()
+
+    def wait(self) -> list:
+        self.finished.wait()
+        if self.error is not None:
+            raise self.error
+        return self.outputs
+
+
 class VLLMEngine:
     """One `vllm.LLM` for one model. `gpu_memory_utilization` is this engine's share of the GPU,
     so the doc and chunk models can sit on one GPU (the CLI splits its budget between them)."""
+
+    concurrent_calls = True  # calls from several threads: their requests share the engine's batch
 
     def __init__(self, model: str, dtype: str | None = None, gpu_memory_utilization: float = 0.9,
                  tensor_parallel_size: int = 1, max_model_len: int | None = None, seed: int = 0,
@@ -39,20 +76,61 @@ class VLLMEngine:
             raise ModelNotFoundError(not_found_message(model, error)) from error
         engine = self.llm.llm_engine  # the config's place differs between vLLM versions
         self.context = (getattr(engine, "model_config", None) or engine.vllm_config.model_config).max_model_len
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()  # (call, slot, prompt, params) to add
+        self._broken: BaseException | None = None
+        threading.Thread(target=self._step_engine, name="prox-vllm-steps", daemon=True).start()
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
         ids = prompt_ids(self.tokenizer, prompts)
         completions, servable = fit_to_context(ids, self.context)
         if servable:
-            requests = [{"prompt_token_ids": ids[i]} for i in servable]
+            if self._broken is not None:
+                raise EngineError(f"the vLLM engine stopped: {self._broken}") from self._broken
             wanted = self.fixed_output_tokens or settings.max_new_tokens
-            params = [self._params(min(wanted, self.context - len(ids[i]))) for i in servable]
-            outputs = self.llm.generate(requests, params, use_tqdm=False)
-            for i, output in zip(servable, outputs, strict=True):
+            call = _Call(len(servable))
+            for slot, i in enumerate(servable):
+                self._requests.put((call, slot, {"prompt_token_ids": ids[i]},
+                                    self._params(min(wanted, self.context - len(ids[i])))))
+            for i, output in zip(servable, call.wait(), strict=True):
                 generated = output.outputs[0]
                 completions[i] = Completion(generated.text.strip(" "), len(ids[i]), len(generated.token_ids))
         return completions
 
+    def _step_engine(self) -> None:
+        """Adds the requests that came, steps the engine, hands finished outputs to their calls; waits
+        for requests when there is nothing to step. An engine that fails fails every call, then
+        and later."""
+        engine, numbers = self.llm.llm_engine, itertools.count()
+        running: dict[str, tuple[_Call, int]] = {}
+        while True:
+            try:
+                while True:
+                    call, slot, prompt, params = self._requests.get(block=not running)
+                    request_id = f"prox-{next(numbers)}"
+                    try:
+                        engine.add_request(request_id, prompt, params)
+                    except Exception as error:  # this request is refused: its call fails, not the others
+                        call.fail(error)
+                        continue
+                    running[request_id] = (call, slot)
+            except queue.Empty:
+                pass
+            try:
+                outputs = engine.step()
+            except BaseException as error:
+                self._broken = error
+                for call, _ in running.values():
+                    call.fail(error)
+                while True:  # and every call that comes later
+                    self._requests.get()[0].fail(error)
+            for output in outputs:
+                if output.finished:
+                    call, slot = running.pop(output.request_id)
+                    call.deliver(slot, output)
+
     def _params(self, max_tokens: int):
+        from vllm.sampling_params import RequestOutputKind
+
         return self.sampling_params(temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True,
-                                    ignore_eos=self.fixed_output_tokens is not None)
+                                    ignore_eos=self.fixed_output_tokens is not None,
+                                    output_kind=RequestOutputKind.FINAL_ONLY)  # nothing before the end
