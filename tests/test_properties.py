@@ -7,8 +7,10 @@ outcome, the input text unless modified, no words added except by normalize) and
 """
 
 import dataclasses
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import sample_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from prox.language import (
     load_language,
     parse_program,
 )
+from prox.language.spec import language_from_dict
 
 LANGUAGE = load_language()
 LIMITS = LANGUAGE.limits
@@ -252,6 +255,24 @@ def test_execution_is_a_pure_function_of_its_inputs(case):
     assert first == second and first.record() == second.record()
     for program, level in ((doc, "doc"), (chunk, "chunk")):
         assert parse_program(program, level) == parse_program(program, level)
+
+
+COPY_OF_LANGUAGE = language_from_dict(yaml.safe_load(
+    (Path(__file__).parents[1] / "programs" / "language.yaml").read_text(encoding="utf-8")))
+calls_of_many_shapes = st.lists(st.one_of(program_lines, st.builds(
+    "{}({}{}{})".format, st.sampled_from(["remove_lines", "normalize", "keep_chunk", "drop_doc"]),
+    st.sampled_from(["", "0, ", "True, ", '"a", ', "line_start=", "source_str=", "all="]),
+    st.sampled_from(["1", "-1", "True", "False", '"x"', '""', "10**9", "100000001"]),
+    st.sampled_from(["", ", 4", ", line_end=2", ', target_str=""', ', "b"', ", all=True", ", source_str=\"a\""]))),
+    max_size=12).map("\n".join)
+
+
+@PROPERTIES
+@given(calls_of_many_shapes, st.sampled_from(LEVELS))
+def test_remembered_lines_parse_as_a_fresh_parser_does(program, level):
+    """The shipped language remembers what lines parsed to (and operations their calls); a copy of it
+    does not."""
+    assert parse_program(program, level) == parse_program(program, level, COPY_OF_LANGUAGE)
 
 
 @PROPERTIES

@@ -131,13 +131,13 @@ class _ProgramParser:
         return None
 
     def _read_line(self, line: str, number: int) -> None:
-        first = line.split("(", 1)[0].strip()
         if len(line) > self.limits.max_line_chars:
             self._note(Category.OVER_LIMIT, number, f"line has {len(line)} characters, limit "
-                       f"{self.limits.max_line_chars}", self._counts(first))
+                       f"{self.limits.max_line_chars}", self._counts(_first_name(line)))
             return
         if _UNSAFE_RAW.search(line):
-            self._note(Category.BAD_VALUE, number, "control character in program text", self._counts(first))
+            self._note(Category.BAD_VALUE, number, "control character in program text",
+                       self._counts(_first_name(line)))
             return
         if simple := _simple_call(line):
             self._call(*simple, number)
@@ -250,6 +250,11 @@ class _ProgramParser:
                 raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} has a NUL or a lone surrogate")
         if arg.equals is not UNSET and value != arg.equals:
             raise _Reject(Category.BAD_VALUE, f"{function}: {arg.name} must be {arg.equals!r}")
+
+
+def _first_name(line: str) -> str:
+    """The name a line starts with (before its first parenthesis), for a line refused whole."""
+    return line.split("(", 1)[0].strip()
 
 
 def _simple_call(line: str) -> tuple[str, list, dict] | None:
