@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from prox.engines.models import encode_texts
 
@@ -33,11 +34,12 @@ class DocumentLines:
 class LineTokenizer:
     """Tokenizes pieces as they read after a newline, and says where two pieces may not be joined."""
 
-    def __init__(self, tokenizer, vocabulary: list[str], specials: list[str]):
+    def __init__(self, tokenizer, pairs: frozenset[tuple[str, str]], specials: tuple[str, ...]):
+        """`pairs`: the characters that some token holds side by side; `specials`: special tokens' texts."""
         self.tokenizer = tokenizer
         self.newline = encode_texts(tokenizer, ["\n"], special_tokens=False)[0]  # what "\n" + piece starts with
-        self.specials = tuple(s for s in specials if s)
-        self.pairs = {(token[k], token[k + 1]) for token in vocabulary for k in range(len(token) - 1)}
+        self.specials = specials
+        self.pairs = pairs
         self.newline_inside = self.in_context(["\n"])[0] or []  # a newline between two pieces
 
     @classmethod
@@ -46,15 +48,8 @@ class LineTokenizer:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is None or not hasattr(backend, "to_str"):
             return None
-        config = json.loads(backend.to_str())
-        model, pre = config.get("model") or {}, config.get("pre_tokenizer") or {}
-        llama_style = (model.get("type") == "BPE" and config.get("normalizer") is None
-                       and pre.get("type") == "Metaspace" and pre.get("replacement") == "▁"
-                       and pre.get("prepend_scheme") == "first" and pre.get("split") is False)
-        vocabulary = list(model.get("vocab") or {})
-        if not llama_style or any("\n" in token for token in vocabulary):
-            return None
-        return cls(tokenizer, vocabulary, [token["content"] for token in config.get("added_tokens", [])])
+        facts = _vocabulary_facts(backend.to_str())
+        return None if facts is None else cls(tokenizer, *facts)
 
     def in_context(self, pieces: list[str]) -> list[list[int] | None]:
         """Each piece's ids as it reads after a newline (None in the unexpected case that the newline's
@@ -95,6 +90,23 @@ class LineTokenizer:
             start += len(lines)
             result.append(None if any(i is None for i in ids) else DocumentLines(lines, ids))
         return result
+
+
+@lru_cache(maxsize=4)
+def _vocabulary_facts(config_text: str) -> tuple[frozenset[tuple[str, str]], tuple[str, ...]] | None:
+    """From a tokenizer's configuration (its JSON text): the character pairs its tokens hold and its
+    special tokens' texts, or None when it is not of the kind described above. Remembered: reading
+    the vocabulary takes a few tenths of a second, and each task's two stages ask for the same one."""
+    config = json.loads(config_text)
+    model, pre = config.get("model") or {}, config.get("pre_tokenizer") or {}
+    llama_style = (model.get("type") == "BPE" and config.get("normalizer") is None
+                   and pre.get("type") == "Metaspace" and pre.get("replacement") == "▁"
+                   and pre.get("prepend_scheme") == "first" and pre.get("split") is False)
+    vocabulary = list(model.get("vocab") or {})
+    if not llama_style or any("\n" in token for token in vocabulary):
+        return None
+    pairs = frozenset((token[k], token[k + 1]) for token in vocabulary for k in range(len(token) - 1))
+    return pairs, tuple(token["content"] for token in config.get("added_tokens", []) if token["content"])
 
 
 def _as_token_text(char: str) -> str:
