@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+from collections.abc import Iterator
 
 from prox.engines.base import Completion, EngineError, GenerationSettings, Prompt
 from prox.engines.context import fit_to_context, prompt_ids
@@ -63,10 +64,12 @@ class VLLMEngine:
         work this way so that engines compare on equal output)."""
         try:
             from vllm import LLM, SamplingParams
+            from vllm.sampling_params import RequestOutputKind
         except ImportError as error:
             raise EngineError("the vllm engine needs vLLM: pip install 'prox[vllm]' on a GPU machine") from error
         self.tokenizer = load_tokenizer(model)
         self.sampling_params = SamplingParams
+        self.final_only = RequestOutputKind.FINAL_ONLY
         self.fixed_output_tokens = fixed_output_tokens
         try:
             self.llm = LLM(model=model, dtype=dtype or "auto", gpu_memory_utilization=gpu_memory_utilization,
@@ -103,18 +106,7 @@ class VLLMEngine:
         engine, numbers = self.llm.llm_engine, itertools.count()
         running: dict[str, tuple[_Call, int]] = {}
         while True:
-            try:
-                while True:
-                    call, slot, prompt, params = self._requests.get(block=not running)
-                    request_id = f"prox-{next(numbers)}"
-                    try:
-                        engine.add_request(request_id, prompt, params)
-                    except Exception as error:  # this request is refused: its call fails, not the others
-                        call.fail(error)
-                        continue
-                    running[request_id] = (call, slot)
-            except queue.Empty:
-                pass
+            self._add_requests(engine, running, numbers)
             try:
                 outputs = engine.step()
             except BaseException as error:
@@ -128,9 +120,23 @@ class VLLMEngine:
                     call, slot = running.pop(output.request_id)
                     call.deliver(slot, output)
 
-    def _params(self, max_tokens: int):
-        from vllm.sampling_params import RequestOutputKind
+    def _add_requests(self, engine, running: dict[str, tuple[_Call, int]], numbers: Iterator[int]) -> None:
+        """Adds every request waiting in the queue to the engine; waits for one when none runs. A
+        request the engine refuses fails its call, not the others."""
+        while True:
+            try:
+                call, slot, prompt, params = self._requests.get(block=not running)
+            except queue.Empty:
+                return
+            request_id = f"prox-{next(numbers)}"
+            try:
+                engine.add_request(request_id, prompt, params)
+            except Exception as error:
+                call.fail(error)
+                continue
+            running[request_id] = (call, slot)
 
+    def _params(self, max_tokens: int):
         return self.sampling_params(temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True,
                                     ignore_eos=self.fixed_output_tokens is not None,
-                                    output_kind=RequestOutputKind.FINAL_ONLY)  # nothing before the end
+                                    output_kind=self.final_only)  # nothing before the end

@@ -12,7 +12,6 @@ from the lines' ids (line_tokens); the prompts are the same, id for id, at a thi
 
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass
 
@@ -224,7 +223,7 @@ class PromptBuilder:
                                                      in zip(numbers.after, doc_lines.ids, strict=False)]
         for index, (alone, after_newline) in whole.items():
             counts[index], parts[index] = alone, (after_newline,)
-        if numbers.missing < len(parts) and any(part[0] is None for part in parts):
+        if any(part[0] is None for part in parts):  # a number's ids after a newline could not be had
             return None
         return _Pieces(counts, parts)
 
@@ -262,7 +261,6 @@ class _LineNumbers:
         self.texts: list[str] = []
         self.alone: list[int] = []
         self.after: list[list[int] | None] = []
-        self.missing = math.inf  # the first number whose ids after a newline could not be had
 
     def texts_for(self, count: int) -> list[str]:
         """At least the first `count` numbers' texts (and their ids)."""
@@ -270,10 +268,7 @@ class _LineNumbers:
             new = [self.template.format(index=i) for i in range(len(self.texts), len(self.texts) + 1000)]
             if self.pieces is not None:
                 self.alone += [len(ids) for ids in encode_texts(self.tokenizer, new, special_tokens=True)]
-                after = self.pieces.in_context(new)
-                if None in after:
-                    self.missing = min(self.missing, len(self.after) + after.index(None))
-                self.after += after
+                self.after += self.pieces.in_context(new)
             self.texts += new
         return self.texts
 

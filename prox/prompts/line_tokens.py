@@ -60,16 +60,14 @@ class LineTokenizer:
 
     def joins(self, left: str, right: str) -> bool:
         """Whether a token may span the end of `left` and the start of `right` (never at an empty side)."""
-        if not left or not right:
-            return False
-        return (_as_token_text(left[-1]), _as_token_text(right[0])) in self.pairs
+        return bool(self.joined([left], [right]))
 
     def joined(self, lefts: list[str], rights: list[str]) -> list[int]:
-        """The indices i where a token may span the end of lefts[i] and the start of rights[i] (as
-        `joins`, for a document's lines at once; `lefts` may be longer)."""
+        """The indices i where a token may span the end of lefts[i] and the start of rights[i], as
+        `joins` says for one pair (`lefts` may be longer)."""
         pairs = self.pairs
         return [i for i, (left, right) in enumerate(zip(lefts, rights, strict=False)) if left and right
-                and ("▁" if left[-1] == " " else left[-1], "▁" if right[0] == " " else right[0]) in pairs]
+                and (_as_token_text(left[-1]), _as_token_text(right[0])) in pairs]
 
     def holds_special(self, text: str) -> bool:
         """Whether the text holds a special token's text, which the tokenizer reads as that token."""
