@@ -28,7 +28,7 @@ from prox.language.parser import forget_parsed
 ROOT = Path(__file__).parents[1]
 SAMPLES = ROOT / "samples" / "cc-programs.jsonl"
 SEED = 20240917
-REPEATS = 5
+REPEATS = 9
 SAMPLE_DOCUMENTS = 2000
 LONG_DOCUMENTS = 100
 POLICY = Policy()

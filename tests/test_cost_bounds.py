@@ -1,9 +1,9 @@
 """Cost is bounded by the sizes of the text and the program, shown by counting work and sizes, not by timing.
 
-execute_chunk's `work` counts characters scanned or written: 2 * len(text) to split the text into
-lines and join what is left, then for each normalize one scan of the current text to count matches
-and, when it applies, the text it writes. Normalizations that do not grow the text therefore keep
-work <= 2 * len(text) * (operations + 1); a growing one is refused past growth_factor * len(text) +
+execute_chunk's `work` counts characters scanned or written: 2 * len(text) to find lines and join
+what is left, then for each normalize one scan of the current text to count matches and, when it
+applies, the pieces and the text it writes. Normalizations that do not grow the text therefore keep
+work <= 3 * len(text) * (operations + 1); a growing one is refused past growth_factor * len(text) +
 growth_extra_chars; line ranges are merged and clamped, never expanded. The parser tokenizes each
 line at most once, never a line over max_line_chars, nothing of a program refused whole, and yields
 at most one operation per call written.
@@ -18,7 +18,7 @@ from prox.execution import Action, Policy, Reason, execute_chunk, execute_progra
 from prox.language import Category, lexer, load_language, parse_program
 
 LIMITS = load_language().limits
-WORK_PER_CHAR = 2  # execute_chunk: 2 * len(text) up front, at most 2 * len(result) per normalize
+WORK_PER_CHAR = 3  # execute_chunk: 2 * len(text) up front, at most 3 * len(result) per normalize
 BASE = sample_rows()[0]["text"]  # 57 lines of real web text
 PROPERTIES = settings(max_examples=100, deadline=None, database=None)
 

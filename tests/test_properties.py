@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import sample_rows
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from prox.execution import Action, Outcome, Policy, Reason, execute_chunk, execute_programs
 from prox.execution.chunk_level import words_replaced
+from prox.execution.words import count_words
 from prox.language import (
     Category,
     Diagnostic,
@@ -272,7 +273,30 @@ calls_of_many_shapes = st.lists(st.one_of(program_lines, st.builds(
 def test_remembered_lines_parse_as_a_fresh_parser_does(program, level):
     """The shipped language remembers what lines parsed to (and operations their calls); a copy of it
     does not."""
-    assert parse_program(program, level) == parse_program(program, level, COPY_OF_LANGUAGE)
+    remembered, fresh = parse_program(program, level), parse_program(program, level, COPY_OF_LANGUAGE)
+    assert remembered == fresh
+    assert [op.call for op in remembered.operations] == [op.call for op in fresh.operations]
+
+
+canonical_values = st.one_of(st.integers(-(10**19), 10**19).map(str), st.sampled_from(["-0", "007", "True", "False"]),
+                             st.text(st.one_of(ALL_CHARACTERS, st.sampled_from([*'"\\ ab', "\ud800", "\x00", "\x7f",
+                                                                                 "\t", "\u2028"])), max_size=12)
+                             .map('"{}"'.format))
+
+
+@PROPERTIES
+@given(st.sampled_from(["remove_lines(line_start={}, line_end={})", "remove_lines(all={})",
+                        "normalize(source_str={}, target_str={})", "normalize(source_str={})"]),
+       canonical_values, canonical_values)
+@example("normalize(source_str={}, target_str={})", '"\ud800"', '""')
+@example("normalize(source_str={})", '"a\\nb"', "")
+@example("remove_lines(line_start={}, line_end={})", "-0", "100000001")
+def test_calls_written_as_prox_writes_them_parse_as_a_fresh_parser_does(shape, first, second):
+    """Such calls take a shortcut (one match, no binding) in the shipped language, not in a copy of it."""
+    program = shape.format(first, second)
+    remembered, fresh = parse_program(program, "chunk"), parse_program(program, "chunk", COPY_OF_LANGUAGE)
+    assert remembered == fresh
+    assert [op.call for op in remembered.operations] == [op.call for op in fresh.operations]
 
 
 @PROPERTIES
@@ -287,12 +311,32 @@ SPACED = st.text(st.sampled_from([*"ab.", " ", "\n", "\t", "\u00a0", "\u3000", "
 
 
 @PROPERTIES
+@given(st.one_of(st.text(ALL_CHARACTERS), st.lists(st.one_of(SPACED, st.text(ALL_CHARACTERS, max_size=8)), min_size=100)
+                 .map("".join), st.sampled_from(TEXTS)))
+def test_words_are_counted_as_str_split_counts_them(text):
+    assert count_words(text) == len(text.split())
+
+
+@PROPERTIES
 @given(st.data())
 def test_words_after_a_replacement_are_counted_from_its_occurrences(data):
     source, target = data.draw(SPACED.filter(bool)), data.draw(SPACED)
     text = "".join(data.draw(st.lists(st.one_of(st.just(source), SPACED), max_size=12)))  # occurrences that touch too
-    words = words_replaced(text, source, target, len(text.split()))
+    words = words_replaced(text.split(source), source, target, len(text.split()))
     assert words is None or words == len(text.replace(source, target).split())
+
+
+@PROPERTIES
+@given(st.lists(st.sampled_from(["a b", "", " ", "c", "\r", "d\te f"]), min_size=1, max_size=30),
+       st.lists(st.tuples(st.integers(0, 32), st.integers(0, 32)), max_size=5))
+def test_removing_lines_keeps_the_other_lines_in_order(lines, ranges):
+    """Lines are removed by their offsets in the text; the result is the kept lines joined again."""
+    text = "\n".join(lines)
+    program = "\n".join(f"remove_lines(line_start={start}, line_end={end})" for start, end in ranges)
+    removed = {number for start, end in ranges for number in range(start, end + 1)}
+    result = execute_chunk(text, parse_program(program, "chunk"), Policy(), LIMITS)
+    assert result.text == "\n".join(line for number, line in enumerate(lines) if number not in removed)
+    assert result.words_after == len(result.text.split())
 
 
 @PROPERTIES

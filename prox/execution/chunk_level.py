@@ -8,11 +8,11 @@ language's limit is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import compress
+from typing import NamedTuple
 
 from prox.execution.outcome import Action, Reason
 from prox.execution.policy import Policy
+from prox.execution.words import count_words
 from prox.language import (
     Category,
     Diagnostic,
@@ -24,8 +24,7 @@ from prox.language import (
 from prox.language.spec import Limits
 
 
-@dataclass(frozen=True)
-class ChunkResult:
+class ChunkResult(NamedTuple):
     text: str  # what the program left (before the keep/drop decision)
     operations: tuple[str, ...]
     diagnostics: tuple[Diagnostic, ...]  # the program's and the execution's
@@ -49,87 +48,50 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -> ChunkResult:
-    removes = any(isinstance(op, (RemoveLines, RemoveAllLines)) for op in program.operations)
-    lines = text.split("\n") if removes else [text]  # without removals, the lines are never needed
-    work = 2 * len(text)
     diagnostics = list(program.diagnostics)
     applied: list[str] = []
-    ranges: list[tuple[int, int]] = []
-    remove_all = False
+    removals: list[RemoveLines | RemoveAllLines] = []
     normalizations: list[Normalize] = []
-
-    def note(category: Category, line: int, message: str, counted: bool) -> None:
-        diagnostics.append(Diagnostic(category, line, message, counted, "chunk"))
-
     for op in program.operations:
-        if isinstance(op, RemoveLines):
-            if op.line_start > op.line_end:
-                note(Category.NO_EFFECT, op.line, "line_start is after line_end: nothing removed", False)
-            else:
-                ranges.append((op.line_start, op.line_end))
-                if op.line_start < len(lines):
-                    applied.append(op.call)
-        elif isinstance(op, RemoveAllLines):
-            remove_all = True
-            applied.append(op.call)
-        elif isinstance(op, Normalize):
+        if isinstance(op, Normalize):
             normalizations.append(op)
-
-    keep = bytearray(b"\x01") * len(lines)
-    removed_ranges: list[tuple[int, int]] = []
-    for start, end in merge_ranges(ranges):
-        if start >= len(lines):
-            note(Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} start past the last line "
-                 f"({len(lines) - 1})", True)
-            continue
-        if end >= len(lines):
-            note(Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} end past the last line "
-                 f"({len(lines) - 1})", True)
-            end = len(lines) - 1
-        keep[start : end + 1] = bytes(end - start + 1)
-        removed_ranges.append((start, end))
-    if remove_all:
-        keep = bytearray(len(lines))
-    removed = len(lines) - sum(keep)
-    result = text if removed == 0 else "\n".join(compress(lines, keep))
-
-    words_before = len(text.split())
-    if removed == 0:
-        words: int | None = words_before
-    elif removed * 2 >= len(lines):
-        words = len(result.split())
-    else:  # words never span lines: subtract those of the removed lines, the smaller part
-        words = words_before - sum(len(line.split()) for start, end in removed_ranges
-                                   for line in lines[start : end + 1])
+        elif isinstance(op, (RemoveLines, RemoveAllLines)):
+            removals.append(op)
+    words_before = count_words(text)
+    result, words = text, words_before
+    if removals:
+        result, words = _remove_lines(text, removals, words_before, applied, diagnostics)
+    work = 2 * len(text)
 
     max_chars = int(limits.growth_factor * len(text)) + limits.growth_extra_chars
     for op in normalizations:
         source, target = op.source_str, op.target_str
         if source in ("", " "):
-            note(Category.NO_EFFECT, op.line, "source_str is empty or one space: ignored", False)
+            diagnostics.append(Diagnostic(Category.NO_EFFECT, op.line, "source_str is empty or one space: ignored",
+                                          False, "chunk"))
             continue
         if len(target) > len(source):  # only a growing replacement needs the count first, for the limit
             work += len(result)
             new_length = len(result) + result.count(source) * (len(target) - len(source))
             if new_length > max_chars:
-                note(Category.BAD_VALUE, op.line, f"normalize would grow the text to {new_length} characters "
-                     f"(limit {max_chars})", True)
+                diagnostics.append(Diagnostic(Category.BAD_VALUE, op.line, f"normalize would grow the text to "
+                                              f"{new_length} characters (limit {max_chars})", True, "chunk"))
                 continue
-        work += 2 * len(result)
-        replaced = result.replace(source, target)
-        if replaced == result:  # nothing matched (CPython then hands back the same string: no scan)
-            note(Category.NO_EFFECT, op.line, "source_str does not occur in the text, or changes nothing", False)
+        work += 3 * len(result)  # scanned, split into pieces, joined
+        parts = result.split(source)  # then joined: str.replace, with the occurrences' neighbours at hand
+        if len(parts) == 1 or source == target:
+            diagnostics.append(Diagnostic(Category.NO_EFFECT, op.line, "source_str does not occur in the text, "
+                                          "or changes nothing", False, "chunk"))
             continue
         if words is not None:
-            work += len(result)
-            words = words_replaced(result, source, target, words)
-        result = replaced
+            words = words_replaced(parts, source, target, words)
+        result = target.join(parts)
         applied.append(op.call)
 
-    errors = sum(d.counted or policy.count_all_diagnostics for d in diagnostics)
+    errors = sum(d.counted or policy.count_all_diagnostics for d in diagnostics) if diagnostics else 0
     if program.refused:
         errors = max(errors, policy.error_op)
-    words_after = len(result.split()) if words is None else words
+    words_after = count_words(result) if words is None else words
     action, reason = decide(words_before, words_after, errors, policy)
     if reason is Reason.TOO_MANY_ERRORS and program.refused:
         reason = Reason.PROGRAM_REFUSED
@@ -139,22 +101,88 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
                        action, reason, work)
 
 
-def words_replaced(text: str, source: str, target: str, words: int) -> int | None:
-    """The words of `text` (`words` of them) once every `source` is replaced by `target`, from each
+def _remove_lines(text: str, removals: list[RemoveLines | RemoveAllLines], words: int, applied: list[str],
+                  diagnostics: list[Diagnostic]) -> tuple[str, int | None]:
+    """The text without the removed lines, and its words (None: count them), noting what took effect.
+    Lines are found by offset where the ranges need them, not split out: most programs remove a few
+    lines at the top and the bottom."""
+    last = text.count("\n")
+    ranges: list[tuple[int, int]] = []
+    remove_all = False
+    for op in removals:
+        if isinstance(op, RemoveAllLines):
+            remove_all = True
+            applied.append(op.call)
+        elif op.line_start > op.line_end:
+            diagnostics.append(Diagnostic(Category.NO_EFFECT, op.line, "line_start is after line_end: nothing "
+                                          "removed", False, "chunk"))
+        else:
+            ranges.append((op.line_start, op.line_end))
+            if op.line_start <= last:
+                applied.append(op.call)
+    removed: list[tuple[int, int]] = []
+    for start, end in merge_ranges(ranges):
+        if start > last:
+            diagnostics.append(Diagnostic(Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} start past the "
+                                          f"last line ({last})", True, "chunk"))
+            continue
+        if end > last:
+            diagnostics.append(Diagnostic(Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} end past the "
+                                          f"last line ({last})", True, "chunk"))
+            end = last
+        removed.append((start, end))
+    if remove_all:
+        return "", 0
+    if not removed:
+        return text, words
+    starts = _line_starts(text, last, sorted({0}.union(*((start, end + 1) for start, end in removed))))
+    segments, next_kept = [], 0
+    for start, end in removed:
+        if next_kept < start:
+            segments.append(text[starts[next_kept] : starts[start] - 1])
+        next_kept = end + 1
+    if next_kept <= last:
+        segments.append(text[starts[next_kept] :])
+    result = "\n".join(segments)
+    kept = last + 1 - sum(end - start + 1 for start, end in removed)
+    if kept * 2 <= last + 1:  # fewer lines kept than removed: count the kept ones
+        return result, None
+    # words never span lines: subtract those of the removed lines
+    return result, words - sum(count_words(text[starts[start] : starts[end + 1]]) for start, end in removed)
+
+
+def _line_starts(text: str, last: int, lines: list[int]) -> dict[int, int]:
+    """Where each of `lines` (ascending, none past last + 1) starts in the text; line last + 1 starts one
+    past its end. Found with find from the line before, or with rfind from the end where that is nearer."""
+    starts = {}
+    line = offset = 0
+    for wanted in lines:
+        if wanted - line > last + 1 - wanted:
+            line, offset = last + 1, len(text) + 1
+            while line > wanted:
+                offset = text.rfind("\n", 0, offset - 1) + 1
+                line -= 1
+        while line < wanted:
+            offset = text.find("\n", offset) + 1
+            line += 1
+        starts[wanted] = offset
+    return starts
+
+
+def words_replaced(parts: list[str], source: str, target: str, words: int) -> int | None:
+    """The words of source.join(parts) (`words` of them) once target takes source's place, from each
     occurrence and the characters beside it, which alone decide whether words split or join there:
     far cheaper than counting the new text's words when occurrences are few. None (count them) when
     they are many, or when two touch (each one's neighbour is then replaced too)."""
-    limit = 4 + len(text) // 256
-    size = len(source)
-    start, end = text.find(source), -1
-    while start != -1:
-        limit -= 1
-        if limit < 0 or start == end:
+    if len(parts) > 5 and len(parts) > 5 + sum(map(len, parts)) // 256:
+        return None
+    last = len(parts) - 1
+    for index in range(1, len(parts)):  # occurrence index sits between parts[index - 1] and parts[index]
+        before, after = parts[index - 1], parts[index]
+        if (not before and index > 1) or (not after and index < last):
             return None
-        end = start + size
-        left, right = text[start - 1 : start] if start else "", text[end : end + 1]
+        left, right = before[-1:], after[:1]
         words += len((left + target + right).split()) - len((left + source + right).split())
-        start = text.find(source, end)
     return words
 
 

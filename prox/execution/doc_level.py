@@ -11,9 +11,15 @@ def doc_drops(program: Program) -> bool:
     Unlike the reference, which drops on the substring "drop" anywhere, prose or a truncated call that
     mentions drop does not drop the document.
     """
-    return any(isinstance(op, DropDoc) for op in program.operations)
+    return isinstance(doc_decision(program), DropDoc)
 
 
-def doc_decides(program: Program) -> bool:
-    """True if the program holds a valid drop_doc() or keep_doc() call."""
-    return any(isinstance(op, (DropDoc, KeepDoc)) for op in program.operations)
+def doc_decision(program: Program) -> DropDoc | KeepDoc | None:
+    """The call that decides: the first valid drop_doc() (it wins), else the first keep_doc(), else None."""
+    decision = None
+    for op in program.operations:
+        if isinstance(op, DropDoc):
+            return op
+        if decision is None and isinstance(op, KeepDoc):
+            decision = op
+    return decision

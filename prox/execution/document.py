@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from prox.execution.chunk_level import execute_chunk
-from prox.execution.doc_level import doc_decides, doc_drops
+from prox.execution.doc_level import doc_decision
 from prox.execution.outcome import Action, Outcome, Reason
 from prox.execution.policy import Policy
-from prox.language import DropDoc, KeepDoc, Language, load_language, parse_program
+from prox.execution.words import count_words
+from prox.language import DropDoc, Language, load_language, parse_program
 
 DEFAULT_POLICY = Policy()
 
@@ -27,16 +28,17 @@ def execute_programs(
     if doc_program is not None:
         doc = parse_program(doc_program, "doc", language)
         diagnostics = doc.diagnostics
-        if doc_drops(doc):
-            decision = next(op.call for op in doc.operations if isinstance(op, DropDoc))
-            return Outcome(text, Action.DROPPED, Reason.DOC_DROP, (decision,), diagnostics, 0, len(text.split()), 0)
-        if doc_decides(doc):
-            reason = Reason.DOC_KEEP
-            operations = (next(op.call for op in doc.operations if isinstance(op, KeepDoc)),)
-        else:
+        decision = doc_decision(doc)
+        if isinstance(decision, DropDoc):
+            return Outcome(text, Action.DROPPED, Reason.DOC_DROP, (decision.call,), diagnostics, 0,
+                           count_words(text), 0)
+        if decision is None:
             reason = Reason.DOC_NO_DECISION
+        else:
+            reason = Reason.DOC_KEEP
+            operations = (decision.call,)
     if chunk_program is None:
-        words = len(text.split())
+        words = count_words(text)
         return Outcome(text, Action.KEPT, reason, operations, diagnostics, 0, words, words)
     limits = (language or load_language()).limits
     chunk = execute_chunk(text, parse_program(chunk_program, "chunk", language), policy, limits)

@@ -42,10 +42,6 @@ class Diagnostic:
     counted: bool = False
     level: str = ""  # "doc" or "chunk"
 
-    def at(self, line: int) -> Diagnostic:
-        """The same diagnostic on another program line."""
-        return self if line == self.line else dataclasses.replace(self, line=line)
-
     def to_dict(self) -> dict:
         return {"level": self.level, "category": self.category.value, "line": self.line,
                 "message": self.message, "counted": self.counted}
@@ -103,14 +99,8 @@ class Operation:
 
     line: int  # 1-based program line
     function: str  # the name the program called it by
-    # the canonical text, once asked for; kept by copies on other lines (a program's lines repeat)
+    # the canonical text: the line itself when the program wrote it so, else made once asked for
     _call: str | None = dataclasses.field(default=None, compare=False, repr=False, kw_only=True)
-
-    def at(self, line: int) -> Operation:
-        """The same operation on another program line."""
-        if line == self.line:
-            return self
-        return type(self)(line, self.function, *_arguments(type(self))[1](self), _call=self.call)
 
     @property
     def call(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +18,7 @@ from prox.language.lexer import Token
 from prox.language.operations import Category, Diagnostic, Operation, Program
 from prox.language.spec import (
     UNSET,
+    ArgSpec,
     FormSpec,
     FunctionSpec,
     Language,
@@ -38,7 +40,10 @@ _SIMPLE_CALL = re.compile(
 _MEMO_PROGRAM_CHARS = 4096  # programs up to this long are remembered: doc programs repeat all the time
 _MEMO_LINE_CHARS = 256  # lines up to this long are remembered: keep_chunk() and the like repeat too
 _MEMO_LINES = 50_000  # remembered lines per level, at most (then the memory starts afresh)
-_LINE_MEMOS: dict[str, dict[str, tuple]] = {}  # per level of the shipped language: line -> what it parsed to
+# Calls as prox writes them (keyword arguments in order, ", " between them, strings with nothing to escape)
+# are read with one match and no binding: how refining models write nearly every line.
+_CANONICAL_VALUE = {"int": "(0|-?[1-9][0-9]{0,17})", "bool": "(True|False)",
+                    "str": r'("[^"\\\x00-\x1f\x7f\ud800-\udfff]*")'}
 
 
 class _Reject(Exception):
@@ -59,7 +64,8 @@ def parse_program(text: Any, level: str, language: Language | None = None) -> Pr
 def forget_parsed() -> None:
     """Drops the remembered programs and lines (for benchmarks that measure parsing from cold)."""
     _parse_remembered.cache_clear()
-    _LINE_MEMOS.clear()
+    for shipped in _shipped_levels().values():
+        shipped.lines.clear()
 
 
 @lru_cache(maxsize=1024)
@@ -67,21 +73,63 @@ def _parse_remembered(text: str, level: str) -> Program:
     return _parse(text, level, load_language())
 
 
+@dataclass(frozen=True)
+class _CanonicalForm:
+    """A form's call as prox writes it, with its first `given` arguments (the rest take defaults)."""
+
+    pattern: re.Pattern
+    form: FormSpec
+    given: int
+
+
+@dataclass
+class _ShippedLevel:
+    """What parsing keeps between programs of one level of the shipped language: the lines already read
+    ((line, line number) -> operations and diagnostics), and its functions' canonical forms by name."""
+
+    canonical: dict[str, tuple[_CanonicalForm, ...]]
+    lines: dict[tuple[str, int], tuple] = field(default_factory=dict)
+
+
+def _canonical_forms(level: Level) -> dict[str, tuple[_CanonicalForm, ...]]:
+    """Each form with all its arguments, or its required ones and some optional ones, as keywords in
+    order; left out where an earlier form of the function would take the same keywords (it binds first)."""
+    found = {}
+    for name, spec in level.functions.items():
+        forms = []
+        for index, form in enumerate(spec.forms):
+            required = sum(arg.required for arg in form.args)
+            for given in range(len(form.args), required - 1, -1):
+                keywords = {arg.name for arg in form.args[:given]}
+                if any(keywords <= earlier.names and all(not a.required or a.name in keywords for a in earlier.args)
+                       for earlier in spec.forms[:index]):
+                    continue
+                arguments = ", ".join(f"{arg.name}={_CANONICAL_VALUE[arg.type]}" for arg in form.args[:given])
+                forms.append(_CanonicalForm(re.compile(rf"{re.escape(name)}\({arguments}\)"), form, given))
+        found[name] = tuple(forms)
+    return found
+
+
+@lru_cache(maxsize=1)
+def _shipped_levels() -> dict[str, _ShippedLevel]:
+    return {name: _ShippedLevel(_canonical_forms(level)) for name, level in load_language().levels.items()}
+
+
 def _parse(text: Any, level: str, language: Language) -> Program:
-    memo = _LINE_MEMOS.setdefault(level, {}) if language is load_language() else None
+    shipped = _shipped_levels()[level] if language is load_language() else None
     try:
-        return _ProgramParser(language.level(level), language.limits, memo).parse(text)
+        return _ProgramParser(language.level(level), language.limits, shipped).parse(text)
     except Exception as error:  # a bug in the parser must never cost a document
         message = f"parser error, program ignored: {type(error).__name__}"
         return Program(diagnostics=(Diagnostic(Category.SYNTAX, 0, message, True, level),), refused=True)
 
 
 class _ProgramParser:
-    def __init__(self, level: Level, limits: Limits, memo: dict | None = None):
-        """`memo`: what earlier lines parsed to, shared by all programs of the shipped language."""
+    def __init__(self, level: Level, limits: Limits, shipped: _ShippedLevel | None = None):
+        """`shipped`: what earlier programs of the shipped language left to reuse."""
         self.level = level
         self.limits = limits
-        self.memo = memo
+        self.shipped = shipped
         self.operations: list[Operation] = []
         self.diagnostics: list[Diagnostic] = []
 
@@ -117,23 +165,56 @@ class _ProgramParser:
         return bool(spec and spec.counts_errors)
 
     def _parse_line(self, line: str, number: int) -> None:
-        if self.memo is None or len(line) > _MEMO_LINE_CHARS:
+        if self.shipped is None or len(line) > _MEMO_LINE_CHARS:
             return self._read_line(line, number)
-        if (seen := self.memo.get(line)) is not None:
-            self.operations.extend(op.at(number) for op in seen[0])
-            self.diagnostics.extend(d.at(number) for d in seen[1])
+        memo, key = self.shipped.lines, (line, number)
+        if (seen := memo.get(key)) is not None:
+            operations, diagnostics = seen
+            if operations:
+                self.operations += operations
+            if diagnostics:
+                self.diagnostics += diagnostics
             return None
         operations, diagnostics = len(self.operations), len(self.diagnostics)
         self._read_line(line, number)
-        if len(self.memo) >= _MEMO_LINES:
-            self.memo.clear()
-        self.memo[line] = (tuple(self.operations[operations:]), tuple(self.diagnostics[diagnostics:]))
+        if len(memo) >= _MEMO_LINES:
+            memo.clear()
+        memo[key] = (tuple(self.operations[operations:]), tuple(self.diagnostics[diagnostics:]))
         return None
+
+    def _read_canonical(self, line: str, number: int) -> bool:
+        """Adds the operation of a call written as prox writes it, if its values are within bounds."""
+        if self.shipped is None:
+            return False
+        name = line[: line.find("(")]
+        for canonical in self.shipped.canonical.get(name, ()):
+            match = canonical.pattern.fullmatch(line)
+            if match is None:
+                continue
+            args = canonical.form.args
+            values = [_simple_literal(text) for text in match.groups()]
+            if not all(map(self._within_bounds, args, values)):
+                return False  # the general path says which bound it breaks
+            values += [arg.default for arg in args[canonical.given :]]
+            call = line if canonical.given == len(args) else None
+            self.operations.append(canonical.form.operation(number, name, *values, _call=call))
+            return True
+        return False
+
+    def _within_bounds(self, arg: ArgSpec, value: Any) -> bool:
+        """What _check_value checks, for a value the canonical pattern has already typed."""
+        if arg.equals is not UNSET and value != arg.equals:
+            return False
+        if arg.type == "int":
+            return abs(value) <= self.limits.max_int and (arg.min is None or value >= arg.min)
+        return arg.type != "str" or len(value) <= self.limits.max_string_chars
 
     def _read_line(self, line: str, number: int) -> None:
         if len(line) > self.limits.max_line_chars:
             self._note(Category.OVER_LIMIT, number, f"line has {len(line)} characters, limit "
                        f"{self.limits.max_line_chars}", self._counts(_first_name(line)))
+            return
+        if self._read_canonical(line, number):
             return
         if _UNSAFE_RAW.search(line):
             self._note(Category.BAD_VALUE, number, "control character in program text",

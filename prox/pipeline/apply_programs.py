@@ -6,13 +6,14 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from prox.execution import Action, Outcome, Policy, Reason, execute_programs
+from prox.execution.words import count_words
 from prox.pipeline.shards import ShardEnd
 
 
 def _not_run(text: str, invalid_input: bool) -> Outcome:
     """A document whose programs never ran: invalid input is dropped, a document the engine could not
     serve is kept unchanged. Its words count in the run's words all the same."""
-    words = len(text.split())
+    words = count_words(text)
     if invalid_input:
         return Outcome(text, Action.DROPPED, Reason.INVALID_INPUT, words_before=words)
     return Outcome(text, Action.KEPT, Reason.ENGINE_ERROR, words_before=words, words_after=words)
