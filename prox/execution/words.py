@@ -9,6 +9,7 @@ Basic Multilingual Plane, so the halves of a surrogate pair, like lone surrogate
 
 from __future__ import annotations
 
+from codecs import utf_16_le_encode  # the codec itself: no lookup, nothing imported on first use
 from functools import cache
 
 import numpy as np
@@ -27,5 +28,6 @@ def count_words(text: str) -> int:
     """len(text.split()), two to three times faster on a web page."""
     if len(text) < _SHORT:
         return len(text.split())
-    spaces = _whitespace().take(np.frombuffer((" " + text).encode("utf-16-le", "surrogatepass"), dtype=np.uint16))
+    units = np.frombuffer(utf_16_le_encode(" " + text, "surrogatepass")[0], dtype=np.uint16)
+    spaces = _whitespace().take(units)
     return int(np.count_nonzero(spaces[:-1] > spaces[1:]))
