@@ -57,20 +57,23 @@ def llama_tokenizer():
     return AutoTokenizer.from_pretrained(TOKENIZER)
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, llama_tokenizer) -> Path:
+def random_llama(folder: Path, tokenizer, context: int = 512) -> Path:
     """A real Llama with random weights and the published refiners' tokenizer, saved like a hub model."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=32000, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=context,
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
-    folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
-    llama_tokenizer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, llama_tokenizer) -> Path:
+    return random_llama(tmp_path_factory.mktemp("tiny-llama"), llama_tokenizer)
 
 
 # The vLLM tests (test_vllm_engine.py, test_vllm_workers.py): a small random Llama that vLLM's CPU build

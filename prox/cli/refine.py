@@ -46,6 +46,10 @@ def stages_of(stage: str) -> tuple[str, ...]:
 @click.option("--truncate-document", is_flag=True,
               help="Cut long documents instead of the doc-stage prompt, so the template stays whole "
               "(the reference cuts the prompt at 2000 tokens).")
+@click.option("--constrained", is_flag=True,
+              help="The models may only write programs of the language (a grammar made from programs/language.yaml: "
+              "calls as prox writes them, the chunk's own line numbers); vLLM, transformers (xgrammar) and "
+              "vLLM's server.")
 @click.option("--dry-run", is_flag=True, help="Build every prompt of both stages (as if the doc stage kept "
               "everything) into OUTPUT/prompts/ and print the totals; needs only the tokenizers.")
 @click.option("--throughput", type=float, default=None,
@@ -56,7 +60,8 @@ def stages_of(stage: str) -> tuple[str, ...]:
 def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,
            overwrite: bool, domain: str,
            doc_model: str | None, chunk_model: str | None, stage: str, engine: EngineOptions, batch_size: int,
-           limit: int, keep_raw: bool, truncate_document: bool, dry_run: bool, throughput: float | None,
+           limit: int, keep_raw: bool, truncate_document: bool, constrained: bool, dry_run: bool,
+           throughput: float | None,
            executor: ExecutorSettings, threshold_1: float, threshold_2: float, error_op: int, min_words: int,
            strict: bool) -> None:
     """Refine the documents of INPUT: the doc-stage model keeps or drops each document, the
@@ -90,7 +95,7 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
         run_specs = engine.as_clients(specs, endpoints) if served else specs
         tokenizers = {spec.tokenizer_name for spec in specs.values()}
         handoff = LineHandoff() if len(specs) == 2 and len(tokenizers) == 1 else None  # lines tokenized once
-        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document, handoff)
+        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document, handoff, constrained)
                     for s, spec in run_specs.items()]
         return [
             ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit),
@@ -104,7 +109,8 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
                 "models": {s: spec.model for s, spec in specs.items()},
                 "tokenizers": {s: spec.tokenizer_name for s, spec in specs.items()}, "engine": engine.settings(),
                 "policy": policy.to_dict(), "text_key": text_key, "id_key": id_key,
-                "truncate_document": truncate_document, "keep_raw": keep_raw, "limit": limit}
+                "truncate_document": truncate_document, "constrained": constrained, "keep_raw": keep_raw,
+                "limit": limit}
     if executor.gpus_per_task is None:
         executor = dataclasses.replace(executor, gpus_per_task=int(engine.resolved_kind == "vllm"))
     stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers,

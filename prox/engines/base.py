@@ -12,11 +12,13 @@ class Prompt:
     """A prompt as token ids (sent as they are) or as text (tokenized by the engine with its
     tokenizer's default special tokens). `subject` is the text the prompt presents (the whole
     document at the doc stage, the chunk's numbered lines at the chunk stage), for engines that
-    read text rather than tokens, like the rules engine."""
+    read text rather than tokens, like the rules engine. `grammar` (GBNF, prox/language/grammar.py),
+    when set, is what the output must follow (--constrained)."""
 
     ids: tuple[int, ...] | None = None
     text: str | None = None
     subject: str | None = None
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)

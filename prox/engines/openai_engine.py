@@ -170,6 +170,8 @@ class OpenAIEngine:
             max_tokens = min(max_new_tokens, self.context - tokens)
         payload = {"model": self.model, "prompt": list(prompt.ids) if prompt.ids is not None else prompt.text,
                    "max_tokens": max_tokens, "temperature": 0, "n": 1}
+        if prompt.grammar is not None:  # vLLM's field (its older guided_grammar is ignored by new servers)
+            payload["structured_outputs"] = {"grammar": prompt.grammar}
         async with slots:
             reply = await self._send(session, None, "POST", "/v1/completions", orjson.dumps(payload))
         if not 200 <= reply.status < 300:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prox.engines.base import Completion, GenerationSettings, Prompt
+from prox.engines.base import Completion, EngineError, GenerationSettings, Prompt
 from prox.engines.context import fit_to_context, prompt_ids
 from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_message
 
@@ -30,16 +30,19 @@ class TransformersEngine:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        self._grammar_compiler = None
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
         ids = prompt_ids(self.tokenizer, prompts)
+        grammars = [p.grammar for p in prompts]
         completions, servable = fit_to_context(ids, self.context)
         servable.sort(key=lambda i: len(ids[i]))
         for batch in self._batches(servable, ids, settings.max_new_tokens):
             batch_cap = self._cap([ids[i] for i in batch], settings)
-            for i, completion in zip(batch, self._generate_batch([ids[i] for i in batch], settings), strict=True):
+            generated = self._generate_batch([ids[i] for i in batch], [grammars[i] for i in batch], settings)
+            for i, completion in zip(batch, generated, strict=True):
                 if completion.output_tokens >= batch_cap and self._cap([ids[i]], settings) > batch_cap:
-                    completion = self._generate_batch([ids[i]], settings)[0]  # cut short by a longer batch-mate
+                    completion = self._generate_batch([ids[i]], [grammars[i]], settings)[0]  # cut short by a batch-mate
                 completions[i] = completion
         return completions
 
@@ -58,7 +61,23 @@ class TransformersEngine:
         if batch:
             yield batch
 
-    def _generate_batch(self, batch: list[list[int]], settings: GenerationSettings) -> list[Completion]:
+    def _constraint(self, grammars: list[str | None]) -> list:
+        """xgrammar's logits processor for the batch's grammars (one per prompt), or none."""
+        if not any(grammars):
+            return []
+        try:
+            import xgrammar
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError as error:
+            raise EngineError("--constrained with the transformers engine needs xgrammar: "
+                              "pip install 'prox[constrained]'") from error
+        if self._grammar_compiler is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
+            self._grammar_compiler = xgrammar.GrammarCompiler(info)
+        return [LogitsProcessor([self._grammar_compiler.compile_grammar(g) for g in grammars])]
+
+    def _generate_batch(self, batch: list[list[int]], grammars: list[str | None],
+                        settings: GenerationSettings) -> list[Completion]:
         torch = self.torch
         width = max(len(ids) for ids in batch)
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in batch], device=self.device)
@@ -67,7 +86,8 @@ class TransformersEngine:
         with torch.inference_mode():
             output = self.model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
                                          max_new_tokens=max_new, pad_token_id=self.pad_id,
-                                         eos_token_id=self.tokenizer.eos_token_id)
+                                         eos_token_id=self.tokenizer.eos_token_id,
+                                         logits_processor=self._constraint(grammars))
         new_tokens = output[:, width:].tolist()
         completions = []
         for ids, generated in zip(batch, new_tokens, strict=True):

@@ -64,11 +64,11 @@ class VLLMEngine:
         work this way so that engines compare on equal output)."""
         try:
             from vllm import LLM, SamplingParams
-            from vllm.sampling_params import RequestOutputKind
+            from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
         except ImportError as error:
             raise EngineError("the vllm engine needs vLLM: pip install 'prox[vllm]' on a GPU machine") from error
         self.tokenizer = load_tokenizer(model)
-        self.sampling_params = SamplingParams
+        self.sampling_params, self.structured_outputs = SamplingParams, StructuredOutputsParams
         self.final_only = RequestOutputKind.FINAL_ONLY
         self.fixed_output_tokens = fixed_output_tokens
         try:
@@ -93,7 +93,7 @@ class VLLMEngine:
             call = _Call(len(servable))
             for slot, i in enumerate(servable):
                 self._requests.put((call, slot, {"prompt_token_ids": ids[i]},
-                                    self._params(min(wanted, self.context - len(ids[i])))))
+                                    self._params(min(wanted, self.context - len(ids[i])), prompts[i].grammar)))
             for i, output in zip(servable, call.wait(), strict=True):
                 generated = output.outputs[0]
                 completions[i] = Completion(generated.text.strip(" "), len(ids[i]), len(generated.token_ids))
@@ -136,7 +136,8 @@ class VLLMEngine:
                 continue
             running[request_id] = (call, slot)
 
-    def _params(self, max_tokens: int):
+    def _params(self, max_tokens: int, grammar: str | None):
+        constraint = self.structured_outputs(grammar=grammar) if grammar else None
         return self.sampling_params(temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True,
-                                    ignore_eos=self.fixed_output_tokens is not None,
+                                    ignore_eos=self.fixed_output_tokens is not None, structured_outputs=constraint,
                                     output_kind=self.final_only)  # nothing before the end

@@ -92,20 +92,13 @@ class _ShippedLevel:
 
 
 def _canonical_forms(level: Level) -> dict[str, tuple[_CanonicalForm, ...]]:
-    """Each form with all its arguments, or its required ones and some optional ones, as keywords in
-    order; left out where an earlier form of the function would take the same keywords (it binds first)."""
+    """A pattern for each way prox writes a call of each function (FunctionSpec.written_forms)."""
     found = {}
     for name, spec in level.functions.items():
         forms = []
-        for index, form in enumerate(spec.forms):
-            required = sum(arg.required for arg in form.args)
-            for given in range(len(form.args), required - 1, -1):
-                keywords = {arg.name for arg in form.args[:given]}
-                if any(keywords <= earlier.names and all(not a.required or a.name in keywords for a in earlier.args)
-                       for earlier in spec.forms[:index]):
-                    continue
-                arguments = ", ".join(f"{arg.name}={_CANONICAL_VALUE[arg.type]}" for arg in form.args[:given])
-                forms.append(_CanonicalForm(re.compile(rf"{re.escape(name)}\({arguments}\)"), form, given))
+        for form, given in spec.written_forms():
+            arguments = ", ".join(f"{arg.name}={_CANONICAL_VALUE[arg.type]}" for arg in form.args[:given])
+            forms.append(_CanonicalForm(re.compile(rf"{re.escape(name)}\({arguments}\)"), form, given))
         found[name] = tuple(forms)
     return found
 

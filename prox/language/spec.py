@@ -23,6 +23,7 @@ class ArgSpec:
     default: Any = UNSET
     min: int | None = None
     equals: Any = UNSET
+    line: bool = False  # a 0-based line number of the document
 
     @property
     def required(self) -> bool:
@@ -43,6 +44,21 @@ class FunctionSpec:
     name: str
     forms: tuple[FormSpec, ...]
     counts_errors: bool = False
+
+    def written_forms(self) -> list[tuple[FormSpec, int]]:
+        """How prox writes a call of this function: keyword arguments in their order, ", " between them,
+        all of a form's arguments or its first `given` ones (the rest optional, taking their defaults).
+        Each (form, given) once, left out where an earlier form would take the same keywords (it binds
+        first). The parser reads calls written so with one match; --constrained lets models write only these."""
+        written = []
+        for index, form in enumerate(self.forms):
+            required = sum(arg.required for arg in form.args)
+            for given in range(len(form.args), required - 1, -1):
+                keywords = {arg.name for arg in form.args[:given]}
+                if not any(keywords <= earlier.names and all(not a.required or a.name in keywords for a in earlier.args)
+                           for earlier in self.forms[:index]):
+                    written.append((form, given))
+        return written
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ def _arg(raw: dict) -> ArgSpec:
         default=raw.get("default", UNSET),
         min=raw.get("min"),
         equals=raw.get("equals", UNSET),
+        line=bool(raw.get("line", False)),
     )
 
 

@@ -25,6 +25,7 @@ from prox.engines import Completion, EngineSpec, GenerationSettings, Prompt, loa
 from prox.engines.shared import shared_engine
 from prox.execution import doc_drops
 from prox.language import parse_program
+from prox.language.grammar import program_grammar
 from prox.pipeline.shards import ShardEnd
 from prox.prompts import ChunkPrompt, PromptBuilder, load_prompts
 from prox.prompts.line_tokens import DocumentLines
@@ -120,9 +121,10 @@ class GeneratePrograms(PipelineStep):
     type = "🤖 - MODEL"
 
     def __init__(self, stage: str, engine: EngineSpec, domain: str = "web", batch_size: int = 256,
-                 truncate_document: bool = False, handoff: LineHandoff | None = None):
+                 truncate_document: bool = False, handoff: LineHandoff | None = None, constrained: bool = False):
         """`handoff`: shared by the two stages when they use the same tokenizer: the doc stage puts
-        each document's tokenized lines there, the chunk stage takes them."""
+        each document's tokenized lines there, the chunk stage takes them. `constrained`: each prompt
+        carries the grammar its program must follow."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
         self.name = f"prox {stage}-stage programs"  # before the base class names the step's stats
@@ -130,6 +132,7 @@ class GeneratePrograms(PipelineStep):
         self.stage, self.engine_spec, self.domain = stage, engine, domain
         self.batch_size, self.truncate_document = batch_size, truncate_document
         self.handoff = handoff
+        self.constrained = constrained and not engine.reads_subject  # the rules engine writes valid programs
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         spec = load_prompts(self.domain)
@@ -192,9 +195,14 @@ class GeneratePrograms(PipelineStep):
                 lines = builder.document_lines(texts)
                 self.handoff.put(documents, lines)
             ids = builder.doc_prompt_ids(texts, lines)
-            return [[Prompt(ids=tuple(i), subject=d.text)] for i, d in zip(ids, documents, strict=True)]
-        return [[Prompt(ids=p.ids, text=None if p.ids else p.text, subject=p.chunk) for p in document_chunks]
-                for document_chunks in chunk_prompts_of(builder, documents, lines)]
+            grammar = program_grammar("doc") if self.constrained else None
+            return [[Prompt(ids=tuple(i), subject=d.text, grammar=grammar)]
+                    for i, d in zip(ids, documents, strict=True)]
+        return [[Prompt(ids=p.ids, text=None if p.ids else p.text, subject=p.chunk, grammar=self._chunk_grammar(p))
+                 for p in document_chunks] for document_chunks in chunk_prompts_of(builder, documents, lines)]
+
+    def _chunk_grammar(self, prompt: ChunkPrompt) -> str | None:
+        return program_grammar("chunk", (prompt.lines.start, prompt.lines.stop - 1)) if self.constrained else None
 
     def _store(self, documents: list[Document], prompts: list[list[Prompt]], completions: list) -> int:
         """Fills in the stage's program of each document; returns the prompt tokens sent."""

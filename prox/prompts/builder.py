@@ -29,6 +29,7 @@ class ChunkPrompt:
     ids: tuple[int, ...] | None = None  # the prompt's ids with default special tokens, when put together
     rendered: str | None = None  # the chat prompt, when rendered whole
     around: tuple[str, str] = ("", "")  # else the chat prompt's text before and after the chunk
+    lines: range = range(0)  # the document's lines (0-based) that the chunk shows
 
     @property
     def text(self) -> str:
@@ -188,10 +189,11 @@ class PromptBuilder:
         for index, members in enumerate(pack_ranges(counts, self.spec.chunk.chunk_tokens)):
             chunk = "\n".join(lines[members.start : members.stop])
             if pieces is None:
-                prompts.append(ChunkPrompt(index, chunk, rendered=self.render(template.format(chunk=chunk))))
+                prompts.append(ChunkPrompt(index, chunk, rendered=self.render(template.format(chunk=chunk)),
+                                           lines=members))
             else:
                 ids = self._assembled_chunk(pieces.parts, members)
-                prompts.append(ChunkPrompt(index, chunk, ids, around=(frame.before_text, frame.after)))
+                prompts.append(ChunkPrompt(index, chunk, ids, around=(frame.before_text, frame.after), lines=members))
         return prompts
 
     def _numbered_pieces(self, many: list[DocumentLines | None]) -> list[_Pieces | None]:
