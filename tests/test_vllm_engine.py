@@ -5,11 +5,19 @@ the same tests run on the GPU). A small random Llama with the refiners' tokenize
   the same greedy model; a prompt over the context is recorded;
 - both stages end to end pass `prox verify`, and every document's words are counted;
 - `--engine openai` against vLLM's own OpenAI server, started here on localhost, writes them too;
-`--workers` with vLLM's server started by prox: test_vllm_workers.py (a file of its own, so that the two
-take a worker each).
+- with `--workers 2`, prox starts vLLM's server for the workers; a run killed (SIGKILL, the whole
+  process group) during generation leaves no server behind, and rerun, writes what one uninterrupted
+  process with the engine in it writes.
 """
 
+import contextlib
+import glob
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import TRANSFORMERS, VLLM, needs_vllm, read_output, refine_args, refined_outputs, run_prox
@@ -62,3 +70,40 @@ def test_the_openai_engine_against_vllms_own_server_writes_the_same_programs(ser
     url = server.wait_ready(SERVER_START_SECONDS)
     run_prox(*refine_args(vllm_documents, tmp_path / "served", vllm_model, "--engine", "openai", "--endpoint", url))
     assert refined_outputs(tmp_path / "served") == refined_outputs(vllm_run)
+
+
+def test_workers_share_prox_s_vllm_server_and_a_killed_run_resumes_to_the_same_output(vllm_run, vllm_documents,
+                                                                                       vllm_model, tmp_path):
+    """`--workers 2`: prox starts vLLM's server and two worker processes send it their requests.
+    Killed (SIGKILL, prox's whole process group) during generation, the run leaves no server behind;
+    rerun, it writes what one uninterrupted process with the engine in it writes."""
+    out = tmp_path / "out"
+    args = refine_args(vllm_documents, out, vllm_model, *VLLM, "--workers", "2")
+    process = subprocess.Popen([sys.executable, "-m", "prox", *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while not list((out / "logs" / "shards").glob("*.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # prox and its workers; the server has a session of its own
+    process.wait()
+    assert 1 <= len(list((out / "logs" / "shards").glob("*.json"))) < 3, "the kill should land mid-run"
+    server_log = out / "logs" / "vllm-server-0-0.log"
+    while holders_of(server_log) and time.time() < deadline:  # the kernel stops it as prox dies
+        time.sleep(0.5)
+    assert not holders_of(server_log)
+
+    rerun = run_prox(*args)
+    assert "nothing to do" not in rerun.stdout and not holders_of(server_log)
+    assert refined_outputs(out) == refined_outputs(vllm_run)
+    assert "OK" in run_prox("verify", str(vllm_documents[0]), str(out)).stdout
+    assert "POST /v1/completions" in server_log.read_text()
+
+
+def holders_of(path) -> list[int]:
+    """The processes that have `path` open (a server and its engine log to it)."""
+    holders = []
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(os.path.join(fd_dir, fd)) == str(path) for fd in os.listdir(fd_dir)):
+                holders.append(int(fd_dir.split("/")[2]))
+    return holders
