@@ -67,21 +67,21 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
     for op in normalizations:
         source, target = op.source_str, op.target_str
         if source in ("", " "):
-            diagnostics.append(Diagnostic(Category.NO_EFFECT, op.line, "source_str is empty or one space: ignored",
-                                          False, "chunk"))
+            _note(diagnostics, Category.NO_EFFECT, op.line, "source_str is empty or one space: ignored",
+                                          False)
             continue
         if len(target) > len(source):  # only a growing replacement needs the count first, for the limit
             work += len(result)
             new_length = len(result) + result.count(source) * (len(target) - len(source))
             if new_length > max_chars:
-                diagnostics.append(Diagnostic(Category.BAD_VALUE, op.line, f"normalize would grow the text to "
-                                              f"{new_length} characters (limit {max_chars})", True, "chunk"))
+                _note(diagnostics, Category.BAD_VALUE, op.line, f"normalize would grow the text to "
+                                              f"{new_length} characters (limit {max_chars})", True)
                 continue
         work += 3 * len(result)  # scanned, split into pieces, joined
         parts = result.split(source)  # then joined: str.replace, with the occurrences' neighbours at hand
         if len(parts) == 1 or source == target:
-            diagnostics.append(Diagnostic(Category.NO_EFFECT, op.line, "source_str does not occur in the text, "
-                                          "or changes nothing", False, "chunk"))
+            _note(diagnostics, Category.NO_EFFECT, op.line, "source_str does not occur in the text, "
+                                          "or changes nothing", False)
             continue
         if words is not None:
             words = words_replaced(parts, source, target, words)
@@ -101,6 +101,10 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
                        action, reason, work)
 
 
+def _note(diagnostics: list[Diagnostic], category: Category, line: int, message: str, counted: bool) -> None:
+    diagnostics.append(Diagnostic(category, line, message, counted, "chunk"))
+
+
 def _remove_lines(text: str, removals: list[RemoveLines | RemoveAllLines], words: int, applied: list[str],
                   diagnostics: list[Diagnostic]) -> tuple[str, int | None]:
     """The text without the removed lines, and its words (None: count them), noting what took effect.
@@ -114,8 +118,8 @@ def _remove_lines(text: str, removals: list[RemoveLines | RemoveAllLines], words
             remove_all = True
             applied.append(op.call)
         elif op.line_start > op.line_end:
-            diagnostics.append(Diagnostic(Category.NO_EFFECT, op.line, "line_start is after line_end: nothing "
-                                          "removed", False, "chunk"))
+            _note(diagnostics, Category.NO_EFFECT, op.line, "line_start is after line_end: nothing "
+                                          "removed", False)
         else:
             ranges.append((op.line_start, op.line_end))
             if op.line_start <= last:
@@ -123,12 +127,12 @@ def _remove_lines(text: str, removals: list[RemoveLines | RemoveAllLines], words
     removed: list[tuple[int, int]] = []
     for start, end in merge_ranges(ranges):
         if start > last:
-            diagnostics.append(Diagnostic(Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} start past the "
-                                          f"last line ({last})", True, "chunk"))
+            _note(diagnostics, Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} start past the "
+                                          f"last line ({last})", True)
             continue
         if end > last:
-            diagnostics.append(Diagnostic(Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} end past the "
-                                          f"last line ({last})", True, "chunk"))
+            _note(diagnostics, Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} end past the "
+                                          f"last line ({last})", True)
             end = last
         removed.append((start, end))
     if remove_all:

@@ -18,6 +18,7 @@ import json
 import re
 from functools import lru_cache
 
+from prox.language.operations import render_literal
 from prox.language.spec import UNSET, ArgSpec, Language, Level, load_language
 
 _STRING = r'string ::= "\"" string-char* "\""' + "\n" + r'string-char ::= [^"\\\x00-\x1f\x7f] | "\\" [nrt"\\]'
@@ -73,7 +74,7 @@ def _calls(level: Level, function: str) -> str:
 
 def _value(arg: ArgSpec) -> str:
     if arg.equals is not UNSET:
-        return _literal(repr(arg.equals) if not isinstance(arg.equals, str) else json.dumps(arg.equals))
+        return _literal(render_literal(arg.equals))
     if arg.type == "str":
         return "string"
     if arg.type == "bool":

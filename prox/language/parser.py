@@ -186,21 +186,22 @@ class _ProgramParser:
                 continue
             args = canonical.form.args
             values = [_simple_literal(text) for text in match.groups()]
-            if not all(map(self._within_bounds, args, values)):
-                return False  # the general path says which bound it breaks
+            if not self._within_bounds(name, args, values):
+                return False
             values += [arg.default for arg in args[canonical.given :]]
             call = line if canonical.given == len(args) else None
             self.operations.append(canonical.form.operation(number, name, *values, _call=call))
             return True
         return False
 
-    def _within_bounds(self, arg: ArgSpec, value: Any) -> bool:
-        """What _check_value checks, for a value the canonical pattern has already typed."""
-        if arg.equals is not UNSET and value != arg.equals:
+    def _within_bounds(self, function: str, args: tuple[ArgSpec, ...], values: list) -> bool:
+        """Whether the values pass _check_value (the general path then says which bound one breaks)."""
+        try:
+            for arg, value in zip(args, values, strict=False):
+                self._check_value(function, arg, value)
+        except _Reject:
             return False
-        if arg.type == "int":
-            return abs(value) <= self.limits.max_int and (arg.min is None or value >= arg.min)
-        return arg.type != "str" or len(value) <= self.limits.max_string_chars
+        return True
 
     def _read_line(self, line: str, number: int) -> None:
         if len(line) > self.limits.max_line_chars:
