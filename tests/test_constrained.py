@@ -1,15 +1,16 @@
-"""`prox refine --constrained` with the transformers engine (xgrammar) and a random-weight Llama: the
-doc programs it writes without the grammar are malformed; with it, every one is drop_doc() or
-keep_doc() and parses with no diagnostics, and every chunk program's line numbers lie in the
-document (its chunks' own lines).
+"""`prox refine --constrained` with the transformers engine (llguidance) and a random-weight Llama: the
+programs it writes without the grammar are malformed; with it, every program of both stages parses
+with no diagnostics, every doc program is drop_doc() or keep_doc(), and every line number of a chunk
+program lies in the document (its chunks' own lines). vLLM and its server: test_vllm_engine.py.
 """
 
 import pytest
-from conftest import random_llama, read_output, run_prox
+from conftest import chain_llama, random_llama, read_output, run_prox
 
+from prox.execution import execute_programs
 from prox.language import parse_program
 
-pytest.importorskip("xgrammar", reason="xgrammar comes with vLLM's CPU build (make test installs it)")
+pytest.importorskip("llguidance", reason="llguidance comes with vLLM's CPU build (make test installs it)")
 pytestmark = pytest.mark.slow
 
 
@@ -28,15 +29,41 @@ def programs(model, out, *extra):
              row["metadata"].get("raw_content") or row["text"]) for row in kept + dropped]
 
 
-def test_constrained_doc_programs_always_parse_and_chunk_programs_name_their_lines(long_context_model, tmp_path):
-    free = programs(long_context_model, tmp_path / "free", "--stage", "doc")
-    assert all(parse_program(doc, "doc").diagnostics for doc, _, _ in free)
+def test_constrained_programs_of_both_stages_parse_cleanly_and_name_their_lines(long_context_model, tmp_path):
+    free = programs(long_context_model, tmp_path / "free", "--stage", "chunk")
+    assert all(parse_program(chunk, "chunk").diagnostics for _, chunk, _ in free)
     constrained = programs(long_context_model, tmp_path / "constrained", "--constrained")
-    assert len(constrained) == 6
+    assert len(constrained) == 6 and any(chunk is not None for _, chunk, _ in constrained)
     for doc, chunk, text in constrained:
         assert doc.strip() in ("drop_doc()", "keep_doc()") and not parse_program(doc, "doc").diagnostics
-        for op in parse_program(chunk, "chunk").operations if chunk is not None else ():
-            assert op.function in ("remove_lines", "normalize", "keep_chunk")
+        chunk_program = parse_program(chunk or "", "chunk")
+        assert chunk is None or (chunk_program.operations and not chunk_program.diagnostics), chunk
+        for op in chunk_program.operations:
             assert getattr(op, "line_end", 0) <= text.count("\n")
     settings = (tmp_path / "constrained" / "logs" / "settings.json").read_text()
     assert '"constrained": true' in settings
+
+
+def test_a_program_that_runs_cleanly_comes_out_the_same_under_the_grammar(llama_tokenizer, tmp_path):
+    """Models that write one clean program each (chain_llama): with --constrained they write the same.
+    A document of several chunks gets the normalize once per chunk, and the second changes nothing
+    (a no_effect diagnostic): the documents of one chunk run cleanly."""
+    doc_model = chain_llama(tmp_path / "doc-model", llama_tokenizer, "keep_doc()")
+    chunk_model = chain_llama(tmp_path / "chunk-model", llama_tokenizer, 'normalize(source_str="e")')
+    runs = {}
+    for name, extra in (("free", ()), ("constrained", ("--constrained",))):
+        run_prox("refine", "--input", "samples/web-documents.jsonl", "--output", str(tmp_path / name),
+                 "--doc-model", str(doc_model), "--chunk-model", str(chunk_model), "--engine", "transformers",
+                 "--dtype", "float32", "--limit", "8", "--batch-size", "8", "--keep-raw", "--truncate-document",
+                 *extra)
+        kept, dropped = read_output(tmp_path / name)
+        runs[name] = {row["id"]: row["metadata"] for row in kept + dropped}
+    clean = [key for key, m in runs["free"].items()
+             if not execute_programs(m["raw_content"], m["doc_program"], m["chunk_program"]).diagnostics]
+    assert len(clean) >= 3
+    for key in clean:
+        free, constrained = runs["free"][key], runs["constrained"][key]
+        assert (free["doc_program"], free["chunk_program"]) == (constrained["doc_program"],
+                                                                constrained["chunk_program"])
+        assert (free["doc_program"], free["chunk_program"]) == ("keep_doc()", 'normalize(source_str="e")')
+    assert all(m["doc_program"] == "keep_doc()" for run in runs.values() for m in run.values())

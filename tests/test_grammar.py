@@ -1,7 +1,7 @@
-"""The language's grammar for --constrained (prox/language/grammar.py), with xgrammar (what vLLM and the
+"""The language's grammar for --constrained (prox/language/grammar.py), with llguidance (what vLLM and the
 transformers engine constrain with) and the published refiners' tokenizer:
 - the programs prox writes, and the stored ones written so, are accepted; line numbers outside the
-  chunk, other spellings and unfinished calls are not;
+  chunk, other spellings, unfinished calls and strings over the language's bound are not;
 - whatever a walk of random allowed tokens ends with, the way a random model would write under the
   grammar, parses with no diagnostics, with line numbers in the chunk;
 - a function added to the language is in the grammar with no other change.
@@ -18,17 +18,25 @@ from prox.language import load_language, parse_program
 from prox.language.grammar import program_grammar
 from prox.language.spec import language_from_dict
 
-xgr = pytest.importorskip("xgrammar", reason="xgrammar comes with vLLM's CPU build (make test installs it)")
+llguidance = pytest.importorskip("llguidance", reason="llguidance comes with vLLM's CPU build (make test installs it)")
 
 
 @pytest.fixture(scope="module")
 def compiler(llama_tokenizer):
-    return xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(llama_tokenizer, vocab_size=32000))
+    """llguidance's view of the tokenizer (what grammars are compiled against)."""
+    from prox.engines.constraint import llguidance_tokenizer
+
+    return llguidance_tokenizer(llama_tokenizer, 32000)
+
+
+def matcher(compiler, grammar: str):
+    return llguidance.LLMatcher(compiler, llguidance.LLMatcher.grammar_from_lark(grammar))
 
 
 def accepts(compiler, grammar: str, text: str) -> bool:
-    matcher = xgr.GrammarMatcher(compiler.compile_grammar(grammar))
-    return matcher.accept_string(text) and matcher.is_completed()
+    tokens = compiler.greedy_tokenize(text)
+    program = matcher(compiler, grammar)
+    return program.validate_tokens(tokens) == len(tokens) and program.consume_tokens(tokens) and program.is_accepting()
 
 
 def clean_lines(program: str) -> list[str]:
@@ -47,6 +55,7 @@ def test_programs_written_as_prox_writes_them_are_accepted(compiler):
     assert accepts(compiler, program_grammar("chunk", (0, 5)), ' remove_lines(line_start=0, line_end=5)\n'
                    'normalize(source_str="a \\"b\\"\\n", target_str="")\nnormalize(source_str="x")\nkeep_chunk()\n')
     assert accepts(compiler, program_grammar("chunk", (40, 60)), "remove_lines(all=True)")
+    assert accepts(compiler, program_grammar("chunk", (40, 60)), f'normalize(source_str="{"é" * 128}")')
     for decision in ("drop_doc()", " keep_doc()"):
         assert accepts(compiler, program_grammar("doc"), decision)
 
@@ -57,6 +66,7 @@ def test_programs_written_as_prox_writes_them_are_accepted(compiler):
     "remove_lines(5, 6)", "remove_lines(line_start=5,line_end=6)", "normalize(source_str='a')",
     'normalize(target_str="", source_str="a")', 'normalize(source_str="\\x00")', "remove_lines(all=False)",
     "remove_lines(line_start=5, line_end=6", "keep_chunk()\n\nkeep_chunk()", "print(1)", "keep_doc()",
+    f'normalize(source_str="{"x" * 129}")',  # strings of at most 128 characters (language.yaml)
 ])
 def test_other_programs_are_refused(compiler, program):
     assert not accepts(compiler, program_grammar("chunk", (5, 10)), program)
@@ -85,11 +95,13 @@ def allowed_tokens(bitmask):
 
 def random_walk(compiler, tokenizer, quote_tokens, grammar: str, rng: random.Random) -> str | None:
     """The text of random allowed tokens until the grammar may end (then a stop, half the time), or None."""
-    matcher = xgr.GrammarMatcher(compiler.compile_grammar(grammar))
-    bitmask = xgr.allocate_token_bitmask(1, 32000)
+    import llguidance.torch
+
+    program = matcher(compiler, grammar)
+    bitmask = llguidance.torch.allocate_token_bitmask(1, 32000)
     tokens: list[int] = []
     for _ in range(200):
-        matcher.fill_next_token_bitmask(bitmask)
+        llguidance.torch.fill_next_token_bitmask(program, bitmask, 0)
         allowed = allowed_tokens(bitmask)
         may_stop = bool(allowed[tokenizer.eos_token_id])
         allowed[tokenizer.eos_token_id] = False
@@ -98,7 +110,7 @@ def random_walk(compiler, tokenizer, quote_tokens, grammar: str, rng: random.Ran
         if may_stop and (len(pool) == 0 or rng.random() < 0.5):
             return tokenizer.decode(tokens).strip(" ")
         choice = int(pool[rng.randrange(len(pool))])
-        assert matcher.accept_token(choice)
+        assert program.consume_token(choice)
         tokens.append(choice)
     return None
 

@@ -378,6 +378,10 @@ def test_served_api(served):
                                                            "max_tokens": 3})
     assert status == 200 and [c["index"] for c in body["choices"]] == [0, 1]
     assert body["usage"]["completion_tokens"] == 6 and body["choices"][0]["finish_reason"] == "length"
+    status, body = call("POST", f"{url}/v1/completions", {"prompt": [1, 2, 3], "max_tokens": 2, "logprobs": 0,
+                                                           "logprob_token_ids": [5, 7]})
+    first = body["choices"][0]["logprobs"]["top_logprobs"][0]
+    assert status == 200 and set(first) == {"token_id:5", "token_id:7"} and all(v < 0 for v in first.values())
     for payload, code, message in [
         ({"model": "gpt-4", "prompt": "a"}, 404, "The model `gpt-4` does not exist"),
         (b"{not json", 400, "not valid JSON"),
@@ -386,6 +390,10 @@ def test_served_api(served):
         ({"prompt": [1, 32000]}, 400, "token ids must lie in [0, 32000)"),
         ({"prompt": "a", "temperature": 0.7}, 400, "unsupported: temperature"),
         ({"prompt": "a", "max_tokens": 0}, 400, "max_tokens"),
+        ({"prompt": "a", "logprobs": 5}, 400, "unsupported: logprobs"),
+        ({"prompt": "a", "logprobs": 0, "logprob_token_ids": [1, 32000]}, 400, "logprob_token_ids must be"),
+        ({"prompt": "a", "structured_outputs": {"regex": "a+"}}, 400, "takes only"),
+        ({"prompt": "a", "guided_grammar": "root ::= \"a\""}, 400, "unsupported: guided_grammar"),
     ]:
         status, body = call("POST", f"{url}/v1/completions", payload)
         assert status == code and message in body["error"]["message"], (payload, body)

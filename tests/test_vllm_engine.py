@@ -2,9 +2,13 @@
 the same tests run on the GPU). A small random Llama with the refiners' tokenizer:
 - `prox refine` picks vLLM by itself (--engine auto), starts one engine for the two stages (they name
   the same model), and writes, at both stages, the programs that the transformers engine writes for
-  the same greedy model; a prompt over the context is recorded;
+  the same greedy model, and the same doc drop probabilities; a prompt over the context is recorded;
 - both stages end to end pass `prox verify`, and every document's words are counted;
-- `--engine openai` against vLLM's own OpenAI server, started here on localhost, writes them too;
+- `--engine openai` against vLLM's own OpenAI server, started here on localhost, writes them too
+  (the probabilities through the server's logprob_token_ids field);
+- with --constrained (llguidance, through vLLM's structured outputs offline and at the server), every
+  program of both stages parses with no diagnostics and names lines of its own document, where the
+  free programs are mostly malformed;
 - with `--workers 2`, prox starts vLLM's server for the workers; a run killed (SIGKILL, the whole
   process group) during generation leaves no server behind, and rerun, writes what one uninterrupted
   process with the engine in it writes.
@@ -20,8 +24,19 @@ import sys
 import time
 
 import pytest
-from conftest import TRANSFORMERS, VLLM, needs_vllm, read_output, refine_args, refined_outputs, run_prox
+from conftest import (
+    TRANSFORMERS,
+    VLLM,
+    assert_same_drop_probabilities,
+    needs_vllm,
+    read_output,
+    refine_args,
+    refined_outputs,
+    run_prox,
+)
 from vllm_server import tiny_server
+
+from prox.language import parse_program
 
 pytestmark = [pytest.mark.slow, needs_vllm]
 SERVER_START_SECONDS = 600
@@ -52,6 +67,7 @@ def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, v
     run_prox(*refine_args(vllm_documents, tmp_path / "hf", vllm_model, *TRANSFORMERS))
     by_vllm, by_transformers = refined_outputs(vllm_run), refined_outputs(tmp_path / "hf")
     assert by_vllm == by_transformers
+    assert_same_drop_probabilities(vllm_run, tmp_path / "hf")
     assert len(by_vllm) == 9 and sum(chunk is not None for _, chunk, _, _ in by_vllm.values()) == 8
     kept, _ = read_output(vllm_run)
     too_long = [row["metadata"] for row in kept if row["metadata"]["prox_reason"] == "engine_error"]
@@ -70,6 +86,27 @@ def test_the_openai_engine_against_vllms_own_server_writes_the_same_programs(ser
     url = server.wait_ready(SERVER_START_SECONDS)
     run_prox(*refine_args(vllm_documents, tmp_path / "served", vllm_model, "--engine", "openai", "--endpoint", url))
     assert refined_outputs(tmp_path / "served") == refined_outputs(vllm_run)
+    assert_same_drop_probabilities(tmp_path / "served", vllm_run)
+
+
+def test_constrained_programs_parse_cleanly_on_vllm_and_on_its_server(server, vllm_run, vllm_documents, vllm_model,
+                                                                     tmp_path):
+    url = server.wait_ready(SERVER_START_SECONDS)
+    run_prox(*refine_args(vllm_documents, tmp_path / "offline", vllm_model, *VLLM, "--constrained", "--keep-raw"))
+    run_prox(*refine_args(vllm_documents, tmp_path / "served", vllm_model, "--engine", "openai", "--endpoint", url,
+                          "--constrained", "--keep-raw"))
+    assert refined_outputs(tmp_path / "offline") == refined_outputs(tmp_path / "served")
+    kept, dropped = read_output(tmp_path / "offline")
+    judged = [row["metadata"] for row in kept + dropped if row["metadata"]["prox_reason"] != "engine_error"]
+    assert len(judged) == 8 and any(m["chunk_program"] for m in judged)
+    for metadata in judged:
+        for program, level in ((metadata["doc_program"], "doc"), (metadata["chunk_program"], "chunk")):
+            parsed = parse_program(program, level) if program is not None else None
+            assert parsed is None or (parsed.operations and not parsed.diagnostics), program
+            for op in parsed.operations if parsed else ():
+                assert getattr(op, "line_end", 0) <= metadata["raw_content"].count("\n")
+    free = [row["metadata"] for row in sum(read_output(vllm_run), []) if row["metadata"]["doc_program"]]
+    assert sum(bool(parse_program(m["doc_program"], "doc").diagnostics) for m in free) >= len(free) // 2
 
 
 def test_workers_share_prox_s_vllm_server_and_a_killed_run_resumes_to_the_same_output(vllm_run, vllm_documents,

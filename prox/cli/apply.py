@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from prox.cli.jobs import finish, run_job
-from prox.cli.options import executor_options, policy_from, policy_options, run_options
+from prox.cli.options import executor_options, policy_options, run_options
+from prox.execution import Policy
 from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
 from prox.pipeline.executors import ExecutorSettings
 
@@ -15,14 +16,13 @@ from prox.pipeline.executors import ExecutorSettings
 @executor_options
 @policy_options
 def apply(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int, overwrite: bool,
-          executor: ExecutorSettings, threshold_1: float, threshold_2: float, error_op: int, min_words: int,
-          strict: bool) -> None:
+          executor: ExecutorSettings, policy: Policy) -> None:
     """Execute the programs stored in each document's metadata (doc_program, then chunk_program) on
     its text, and write kept and modified documents to OUTPUT, dropped ones to OUTPUT/excluded/.
 
-    Use it to audit stored programs or to re-run them with other thresholds. Shards already done in
-    OUTPUT are not redone."""
-    policy = policy_from(threshold_1, threshold_2, error_op, min_words, strict)
+    Use it to audit stored programs or to re-run them with other thresholds: --drop-threshold decides
+    again from the stored metadata.doc_drop_probability (a document the run dropped has no chunk
+    program, so one kept now stays unchanged). Shards already done in OUTPUT are not redone."""
 
     def pipeline(shards: list[str]) -> list:
         return [

@@ -14,30 +14,6 @@ from prox.pipeline.executors import EXECUTORS, ExecutorSettings
 _DEFAULT = Policy()
 
 
-def policy_options(command: Callable) -> Callable:
-    """Adds the thresholds of the reference's decision rules, with its defaults."""
-    options = [
-        click.option("--threshold-1", type=float, default=_DEFAULT.threshold_1, show_default=True,
-                     help="Keep the refined text only if at least this share of its words remains."),
-        click.option("--threshold-2", type=float, default=_DEFAULT.threshold_2, show_default=True,
-                     help="Drop the document when the program removed at least this share of its words."),
-        click.option("--error-op", type=int, default=_DEFAULT.error_op, show_default=True,
-                     help="Ignore a chunk program (keep the original text) with this many errors."),
-        click.option("--min-words", type=int, default=_DEFAULT.min_words, show_default=True,
-                     help="Drop a result with at most this many words."),
-        click.option("--strict", is_flag=True,
-                     help="Count every diagnostic toward --error-op, not only the reference's errors."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def policy_from(threshold_1: float, threshold_2: float, error_op: int, min_words: int, strict: bool) -> Policy:
-    return Policy(threshold_1=threshold_1, threshold_2=threshold_2, error_op=error_op,
-                  count_all_diagnostics=strict, min_words=min_words)
-
-
 def run_options(command: Callable) -> Callable:
     """Input, output and parallelism."""
     options = [
@@ -82,16 +58,16 @@ _EXECUTOR_OPTIONS = [
 ]
 
 
-def option_group(options: list, settings_class: type, switch: str) -> Callable[[Callable], Callable]:
+def option_group(options: list, settings_class: type, argument: str) -> Callable[[Callable], Callable]:
     """A decorator adding `options` to a command, which receives them as one value of
-    `settings_class` in the argument named `switch`; the option `switch` fills its `kind`."""
+    `settings_class` in the argument named `argument`; an option of that name fills its `kind`."""
 
     def decorate(command: Callable) -> Callable:
         @functools.wraps(command)
         def with_group(*args, **kwargs):
-            values = {"kind": kwargs.pop(switch)}
+            values = {"kind": kwargs.pop(argument)} if argument in kwargs else {}
             values |= {n: kwargs.pop(n) for n in list(kwargs) if n in settings_class.__dataclass_fields__}
-            kwargs[switch] = settings_class(**values)
+            kwargs[argument] = settings_class(**values)
             return command(*args, **kwargs)
 
         for option in reversed(options):
@@ -103,6 +79,24 @@ def option_group(options: list, settings_class: type, switch: str) -> Callable[[
 
 # The command receives `executor: ExecutorSettings` (gpus_per_task None: the command decides).
 executor_options = option_group(_EXECUTOR_OPTIONS, ExecutorSettings, "executor")
+
+_POLICY_OPTIONS = [
+    click.option("--threshold-1", type=float, default=_DEFAULT.threshold_1, show_default=True,
+                 help="Keep the refined text only if at least this share of its words remains."),
+    click.option("--threshold-2", type=float, default=_DEFAULT.threshold_2, show_default=True,
+                 help="Drop the document when the program removed at least this share of its words."),
+    click.option("--error-op", type=int, default=_DEFAULT.error_op, show_default=True,
+                 help="Ignore a chunk program (keep the original text) with this many errors."),
+    click.option("--min-words", type=int, default=_DEFAULT.min_words, show_default=True,
+                 help="Drop a result with at most this many words."),
+    click.option("--strict", "count_all_diagnostics", is_flag=True,
+                 help="Count every diagnostic toward --error-op, not only the reference's errors."),
+    click.option("--drop-threshold", type=click.FloatRange(0, 1), default=None,
+                 help="Drop a document when the doc model's probability of dropping it "
+                 "(metadata.doc_drop_probability) is at least this [default: the model's greedy program decides]."),
+]
+# The command receives `policy: Policy`: the reference's decision rules, with its defaults.
+policy_options = option_group(_POLICY_OPTIONS, Policy, "policy")
 
 
 def _load_config(context: click.Context, _parameter: click.Parameter, path: str | None) -> str | None:

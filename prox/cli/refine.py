@@ -13,9 +13,10 @@ from datatrove.io import get_datafolder
 
 from prox.cli.engine_options import EngineOptions, engine_options
 from prox.cli.jobs import finish, run_job
-from prox.cli.options import config_option, executor_options, policy_from, policy_options, run_options
+from prox.cli.options import config_option, executor_options, policy_options, run_options
 from prox.engines import load_tokenizer
 from prox.engines.vllm_server import vllm_servers
+from prox.execution import Policy
 from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
 from prox.pipeline.build_prompts import BuildPrompts
 from prox.pipeline.executors import ExecutorSettings
@@ -48,8 +49,8 @@ def stages_of(stage: str) -> tuple[str, ...]:
               "(the reference cuts the prompt at 2000 tokens).")
 @click.option("--constrained", is_flag=True,
               help="The models may only write programs of the language (a grammar made from programs/language.yaml: "
-              "calls as prox writes them, the chunk's own line numbers); vLLM, transformers (xgrammar) and "
-              "vLLM's server.")
+              "calls as prox writes them, the chunk's own line numbers, strings of at most 128 characters); "
+              "vLLM, its server, and transformers (llguidance).")
 @click.option("--dry-run", is_flag=True, help="Build every prompt of both stages (as if the doc stage kept "
               "everything) into OUTPUT/prompts/ and print the totals; needs only the tokenizers.")
 @click.option("--throughput", type=float, default=None,
@@ -62,8 +63,7 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
            doc_model: str | None, chunk_model: str | None, stage: str, engine: EngineOptions, batch_size: int,
            limit: int, keep_raw: bool, truncate_document: bool, constrained: bool, dry_run: bool,
            throughput: float | None,
-           executor: ExecutorSettings, threshold_1: float, threshold_2: float, error_op: int, min_words: int,
-           strict: bool) -> None:
+           executor: ExecutorSettings, policy: Policy) -> None:
     """Refine the documents of INPUT: the doc-stage model keeps or drops each document, the
     chunk-stage model writes line removals and normalizations; kept and modified documents go to
     OUTPUT, dropped ones to OUTPUT/excluded/, with the programs in metadata.doc_program and
@@ -71,7 +71,9 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
     prompts = load_prompts(domain)
     specs = engine.specs(stages_of(stage), {"doc": doc_model, "chunk": chunk_model},
                          {"doc": prompts.doc_model, "chunk": prompts.chunk_model})
-    policy = policy_from(threshold_1, threshold_2, error_op, min_words, strict)
+    if policy.drop_threshold is not None and ("doc" not in specs or specs["doc"].reads_subject):
+        raise click.UsageError("--drop-threshold needs a model at the doc stage "
+                               "(the rules engine gives no probabilities)")
     if dry_run:
         return dry_run_prompts(input_path, output_path, text_key, id_key, tasks, workers, overwrite, domain,
                                {s: spec.tokenizer_name for s, spec in specs.items()}, batch_size, limit,
@@ -95,8 +97,8 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
         run_specs = engine.as_clients(specs, endpoints) if served else specs
         tokenizers = {spec.tokenizer_name for spec in specs.values()}
         handoff = LineHandoff() if len(specs) == 2 and len(tokenizers) == 1 else None  # lines tokenized once
-        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document, handoff, constrained)
-                    for s, spec in run_specs.items()]
+        generate = [GeneratePrograms(s, spec, domain, batch_size, truncate_document, handoff, constrained,
+                                     policy.drop_threshold) for s, spec in run_specs.items()]
         return [
             ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit),
             *generate,

@@ -28,6 +28,10 @@ def print_summary(stats: dict) -> None:
     found = {k: v for k, v in stats["diagnostics"].items() if v}
     if found:
         click.echo("diagnostics: " + ", ".join(f"{k} {v}" for k, v in found.items()))
+    probabilities = stats.get("doc_drop_probabilities", {})
+    if probabilities.get("judged"):
+        click.echo(f"doc drop probability ({probabilities['judged']} judged): "
+                   + " ".join(f"{k} {v}" for k, v in probabilities["histogram"].items() if v))
     for note in stats.get("input_notes", []):
         click.echo(f"input: {note}")
     for shard, name in stats.get("output_names", {}).items():

@@ -12,8 +12,8 @@ class Prompt:
     """A prompt as token ids (sent as they are) or as text (tokenized by the engine with its
     tokenizer's default special tokens). `subject` is the text the prompt presents (the whole
     document at the doc stage, the chunk's numbered lines at the chunk stage), for engines that
-    read text rather than tokens, like the rules engine. `grammar` (GBNF, prox/language/grammar.py),
-    when set, is what the output must follow (--constrained)."""
+    read text rather than tokens, like the rules engine. `grammar` (llguidance's Lark syntax,
+    prox/language/grammar.py), when set, is what the output must follow (--constrained)."""
 
     ids: tuple[int, ...] | None = None
     text: str | None = None
@@ -23,9 +23,13 @@ class Prompt:
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Greedy decoding up to max_new_tokens, stopping at EOS (the reference's settings)."""
+    """Greedy decoding up to max_new_tokens, stopping at EOS (the reference's settings).
+    `scored_tokens`: token ids whose log-probabilities at the first generated position each
+    Completion reports, from the model's raw distribution (before any grammar): the doc stage's
+    decision tokens (prox/prompts/decisions.py)."""
 
     max_new_tokens: int
+    scored_tokens: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Completion:
     prompt_tokens: int = 0
     output_tokens: int = 0
     error: str | None = None  # why no text was generated (e.g. a prompt longer than the context)
+    scores: tuple[float, ...] | None = None  # log-probabilities of the settings' scored_tokens, in order
 
 
 class EngineError(Exception):

@@ -131,7 +131,7 @@ class OpenAIEngine:
                 weakref.finalize(self, self._client.close)  # also at exit
             client = self._client
         try:
-            return client.run(self._generate(client.session, prompts, settings.max_new_tokens))
+            return client.run(self._generate(client.session, prompts, settings))
         except EngineError:
             self.close()  # the task fails: nothing of this engine outlives it
             raise
@@ -144,10 +144,10 @@ class OpenAIEngine:
             client.close()
 
     async def _generate(self, session: aiohttp.ClientSession, prompts: list[Prompt],
-                        max_new_tokens: int) -> list[Completion]:
+                        settings: GenerationSettings) -> list[Completion]:
         await self._check_server(session)
         slots = asyncio.Semaphore(self.concurrency)
-        tasks = [asyncio.ensure_future(self._complete(session, p, max_new_tokens, slots)) for p in prompts]
+        tasks = [asyncio.ensure_future(self._complete(session, p, settings, slots)) for p in prompts]
         try:
             results = await asyncio.gather(*tasks)
         except BaseException:  # one prompt gave up: the others are abandoned
@@ -158,11 +158,11 @@ class OpenAIEngine:
         self._raise_if_misconfigured(results)
         return [completion for completion, _ in results]
 
-    async def _complete(self, session: aiohttp.ClientSession, prompt: Prompt, max_new_tokens: int,
+    async def _complete(self, session: aiohttp.ClientSession, prompt: Prompt, settings: GenerationSettings,
                         slots: asyncio.Semaphore) -> tuple[Completion, int | None]:
         """One prompt's Completion, with the HTTP status of a rejection (None when served)."""
         tokens = len(prompt.ids) if prompt.ids is not None else 0
-        max_tokens = max_new_tokens
+        max_tokens = max_new_tokens = settings.max_new_tokens
         if prompt.ids is not None and self.context:
             if tokens >= self.context:
                 return Completion("", tokens, 0, error=f"prompt of {tokens} tokens does not fit the model's context "
@@ -172,6 +172,9 @@ class OpenAIEngine:
                    "max_tokens": max_tokens, "temperature": 0, "n": 1}
         if prompt.grammar is not None:  # vLLM's field (its older guided_grammar is ignored by new servers)
             payload["structured_outputs"] = {"grammar": prompt.grammar}
+        if settings.scored_tokens:  # vLLM's field; the ids come back as keys "token_id:ID"
+            payload |= {"logprobs": 0, "logprob_token_ids": list(settings.scored_tokens),
+                        "return_tokens_as_token_ids": True}
         async with slots:
             reply = await self._send(session, None, "POST", "/v1/completions", orjson.dumps(payload))
         if not 200 <= reply.status < 300:
@@ -189,11 +192,12 @@ class OpenAIEngine:
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as error:
             return Completion("", tokens, 0, error=f"malformed response from the server (HTTP 200): "
                               f"{type(error).__name__}: {shorten(str(error))}"), None
+        scores = _scores(body["choices"][0], settings.scored_tokens) if settings.scored_tokens else None
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
         prompt_tokens = usage.get("prompt_tokens")
         output_tokens = usage.get("completion_tokens")
         return Completion(text.strip(" "), prompt_tokens if isinstance(prompt_tokens, int) else tokens,
-                          output_tokens if isinstance(output_tokens, int) else 0), None
+                          output_tokens if isinstance(output_tokens, int) else 0, scores=scores), None
 
     def _raise_if_misconfigured(self, results: list[tuple[Completion, int | None]]) -> None:
         statuses = [status for _, status in results]
@@ -287,6 +291,16 @@ class OpenAIEngine:
             data = await response.read()
             return _Reply(response.status, data, response.headers.get("Location")), _seconds(
                 response.headers.get("Retry-After"))
+
+
+def _scores(choice: dict, tokens: tuple[int, ...]) -> tuple[float, ...] | None:
+    """The log-probabilities of `tokens` at the first generated position, or None from a server that
+    does not give them (not vLLM, or a vLLM older than its logprob_token_ids field)."""
+    try:
+        first = choice["logprobs"]["top_logprobs"][0]
+        return tuple(float(first[f"token_id:{token}"]) for token in tokens)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 def base_url(endpoint: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from prox.engines.base import Completion, EngineError, GenerationSettings, Prompt
+from prox.engines.base import Completion, GenerationSettings, Prompt
+from prox.engines.constraint import GrammarConstraint, llguidance_tokenizer
 from prox.engines.context import fit_to_context, prompt_ids
 from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_message
 
@@ -30,7 +31,7 @@ class TransformersEngine:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
-        self._grammar_compiler = None
+        self._grammar_tokenizer = None
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> list[Completion]:
         ids = prompt_ids(self.tokenizer, prompts)
@@ -62,19 +63,12 @@ class TransformersEngine:
             yield batch
 
     def _constraint(self, grammars: list[str | None]) -> list:
-        """xgrammar's logits processor for the batch's grammars (one per prompt), or none."""
+        """The logits processor of the batch's grammars (one per prompt), or none."""
         if not any(grammars):
             return []
-        try:
-            import xgrammar
-            from xgrammar.contrib.hf import LogitsProcessor
-        except ImportError as error:
-            raise EngineError("--constrained with the transformers engine needs xgrammar: "
-                              "pip install 'prox[constrained]'") from error
-        if self._grammar_compiler is None:
-            info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
-            self._grammar_compiler = xgrammar.GrammarCompiler(info)
-        return [LogitsProcessor([self._grammar_compiler.compile_grammar(g) for g in grammars])]
+        if self._grammar_tokenizer is None:
+            self._grammar_tokenizer = llguidance_tokenizer(self.tokenizer, self.model.config.vocab_size)
+        return [GrammarConstraint(self._grammar_tokenizer, grammars)]
 
     def _generate_batch(self, batch: list[list[int]], grammars: list[str | None],
                         settings: GenerationSettings) -> list[Completion]:
@@ -83,18 +77,24 @@ class TransformersEngine:
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in batch], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
         max_new = self._cap(batch, settings)
+        scored = list(settings.scored_tokens)
         with torch.inference_mode():
             output = self.model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
                                          max_new_tokens=max_new, pad_token_id=self.pad_id,
                                          eos_token_id=self.tokenizer.eos_token_id,
-                                         logits_processor=self._constraint(grammars))
-        new_tokens = output[:, width:].tolist()
+                                         logits_processor=self._constraint(grammars),
+                                         return_dict_in_generate=True, output_logits=bool(scored))
+        new_tokens = output.sequences[:, width:].tolist()
+        scores: list = [None] * len(batch)
+        if scored:  # the raw logits of the first step, before any grammar
+            first = torch.log_softmax(output.logits[0].float(), dim=-1)[:, scored]
+            scores = [tuple(row) for row in first.tolist()]
         completions = []
-        for ids, generated in zip(batch, new_tokens, strict=True):
+        for ids, generated, row_scores in zip(batch, new_tokens, scores, strict=True):
             if self.tokenizer.eos_token_id in generated:
                 generated = generated[: generated.index(self.tokenizer.eos_token_id) + 1]
             # vLLM holds back a text that ends in U+FFFD (bytes of a character not yet complete) and
             # so never emits it when generation stops there: the reference's programs end without it
             text = self.tokenizer.decode(generated, skip_special_tokens=True).rstrip("\ufffd").strip(" ")
-            completions.append(Completion(text, len(ids), len(generated)))
+            completions.append(Completion(text, len(ids), len(generated), scores=row_scores))
         return completions

@@ -24,6 +24,8 @@ from prox.engines.base import Completion, EngineError, GenerationSettings, Promp
 from prox.engines.context import fit_to_context, prompt_ids
 from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_message
 
+GRAMMAR_BACKEND = {"backend": "guidance"}  # llguidance, for prox's grammars (prox/language/grammar.py)
+
 
 class _Call:
     """One `generate` call's requests, waited for by its caller."""
@@ -74,7 +76,7 @@ class VLLMEngine:
         try:
             self.llm = LLM(model=model, dtype=dtype or "auto", gpu_memory_utilization=gpu_memory_utilization,
                            tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, seed=seed,
-                           enforce_eager=enforce_eager)
+                           enforce_eager=enforce_eager, structured_outputs_config=GRAMMAR_BACKEND)
         except (OSError, ValueError) as error:
             raise ModelNotFoundError(not_found_message(model, error)) from error
         engine = self.llm.llm_engine  # the config's place differs between vLLM versions
@@ -92,11 +94,17 @@ class VLLMEngine:
             wanted = self.fixed_output_tokens or settings.max_new_tokens
             call = _Call(len(servable))
             for slot, i in enumerate(servable):
-                self._requests.put((call, slot, {"prompt_token_ids": ids[i]},
-                                    self._params(min(wanted, self.context - len(ids[i])), prompts[i].grammar)))
+                params = self._params(min(wanted, self.context - len(ids[i])), prompts[i].grammar,
+                                      settings.scored_tokens)
+                self._requests.put((call, slot, {"prompt_token_ids": ids[i]}, params))
             for i, output in zip(servable, call.wait(), strict=True):
                 generated = output.outputs[0]
-                completions[i] = Completion(generated.text.strip(" "), len(ids[i]), len(generated.token_ids))
+                scores = None
+                if settings.scored_tokens:
+                    first = generated.logprobs[0]  # logprob_token_ids: exactly these, and the sampled token
+                    scores = tuple(float(first[token].logprob) for token in settings.scored_tokens)
+                completions[i] = Completion(generated.text.strip(" "), len(ids[i]), len(generated.token_ids),
+                                            scores=scores)
         return completions
 
     def _step_engine(self) -> None:
@@ -136,8 +144,9 @@ class VLLMEngine:
                 continue
             running[request_id] = (call, slot)
 
-    def _params(self, max_tokens: int, grammar: str | None):
+    def _params(self, max_tokens: int, grammar: str | None, scored_tokens: tuple[int, ...]):
         constraint = self.structured_outputs(grammar=grammar) if grammar else None
         return self.sampling_params(temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True,
                                     ignore_eos=self.fixed_output_tokens is not None, structured_outputs=constraint,
+                                    logprob_token_ids=list(scored_tokens) or None,
                                     output_kind=self.final_only)  # nothing before the end

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prox.engines.base import EngineError
+from prox.engines.vllm_engine import GRAMMAR_BACKEND
 
 _PR_SET_PDEATHSIG = 1
 _TAKEN_PORTS: set[int] = set()  # given to this process's servers: a closed probe's port can come back
@@ -90,7 +91,8 @@ def server_args(dtype: str | None = None, gpu_memory_utilization: float = 0.9, t
                 max_model_len: int | None = None, enforce_eager: bool = False, seed: int = 0) -> list[str]:
     """The server's command-line options for the in-process vLLM engine's settings."""
     args = ["--dtype", dtype or "auto", "--gpu-memory-utilization", str(gpu_memory_utilization),
-            "--tensor-parallel-size", str(tensor_parallel_size), "--seed", str(seed)]
+            "--tensor-parallel-size", str(tensor_parallel_size), "--seed", str(seed),
+            "--structured-outputs-config", json.dumps(GRAMMAR_BACKEND)]
     if max_model_len:
         args += ["--max-model-len", str(max_model_len)]
     return args + (["--enforce-eager"] if enforce_eager else [])

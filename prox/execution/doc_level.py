@@ -1,8 +1,10 @@
-"""Executes a doc-level program: drop_doc() drops the document, anything else keeps it."""
+"""Executes a doc-level program: drop_doc() drops the document, anything else keeps it; or, with a
+drop threshold, the model's probability of dropping it decides."""
 
 from __future__ import annotations
 
-from prox.language import DropDoc, KeepDoc, Program
+from prox.language import DropDoc, KeepDoc, Program, load_language, parse_program
+from prox.language.spec import Language
 
 
 def doc_drops(program: Program) -> bool:
@@ -23,3 +25,11 @@ def doc_decision(program: Program) -> DropDoc | KeepDoc | None:
         if decision is None and isinstance(op, KeepDoc):
             decision = op
     return decision
+
+
+def threshold_decision(drop_probability: float, threshold: float,
+                       language: Language | None = None) -> DropDoc | KeepDoc:
+    """drop_doc() when the probability is at least the threshold, else keep_doc(), as the language writes them."""
+    level = (language or load_language()).level("doc")
+    call = level.call_making("DropDoc" if drop_probability >= threshold else "KeepDoc")
+    return doc_decision(parse_program(call, "doc", language))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prox.execution.chunk_level import execute_chunk
-from prox.execution.doc_level import doc_decision
+from prox.execution.doc_level import doc_decision, threshold_decision
 from prox.execution.outcome import Action, Outcome, Reason
 from prox.execution.policy import Policy
 from prox.execution.words import count_words
@@ -18,8 +18,11 @@ def execute_programs(
     chunk_program: str | None,
     policy: Policy = DEFAULT_POLICY,
     language: Language | None = None,
+    drop_probability: float | None = None,
 ) -> Outcome:
-    """The outcome of running both programs on `text`; None means that stage did not run."""
+    """The outcome of running both programs on `text`; None means that stage did not run. With the
+    policy's drop_threshold, the doc model's `drop_probability` (when the document has one) decides
+    in place of the doc program."""
     if not text.strip():
         return Outcome(text, Action.DROPPED, Reason.EMPTY_TEXT)
     reason = Reason.NO_PROGRAM
@@ -29,6 +32,12 @@ def execute_programs(
         doc = parse_program(doc_program, "doc", language)
         diagnostics = doc.diagnostics
         decision = doc_decision(doc)
+        if policy.drop_threshold is not None and drop_probability is not None:
+            dropped_by_program = isinstance(decision, DropDoc)
+            decision = threshold_decision(drop_probability, policy.drop_threshold, language)
+            if dropped_by_program and chunk_program is None and not isinstance(decision, DropDoc):
+                words = count_words(text)  # no chunk program was written for a dropped document
+                return Outcome(text, Action.KEPT, Reason.THRESHOLD_KEEP, (decision.call,), diagnostics, 0, words, words)
         if isinstance(decision, DropDoc):
             return Outcome(text, Action.DROPPED, Reason.DOC_DROP, (decision.call,), diagnostics, 0,
                            count_words(text), 0)

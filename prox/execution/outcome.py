@@ -20,6 +20,7 @@ class Reason(str, Enum):
     DOC_KEEP = "doc_program_keep"  # kept by the doc program, no chunk program
     DOC_NO_DECISION = "doc_program_no_decision"  # kept: the doc program had no valid call
     DOC_DROP = "doc_program_drop"  # dropped by drop_doc()
+    THRESHOLD_KEEP = "drop_threshold_keep"  # kept unchanged: the doc program dropped it, --drop-threshold keeps it
     REFINED = "refined"  # modified by the chunk program
     UNCHANGED = "chunk_program_no_change"  # kept: the chunk program changed nothing
     REMOVED_ALMOST_ALL = "removed_almost_all"  # dropped: at most 1 - threshold_2 of the words left

@@ -12,6 +12,7 @@ class Policy:
     error_op: int = 2  # with this many counted errors, the program is ignored and the original kept
     count_all_diagnostics: bool = False  # strict: every diagnostic counts toward error_op
     min_words: int = 10  # a result with at most this many words is dropped (the reference's FineWeb rule)
+    drop_threshold: float | None = None  # drop when doc_drop_probability >= this (None: the doc program decides)
 
     def to_dict(self) -> dict:
         return asdict(self)

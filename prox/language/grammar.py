@@ -1,15 +1,17 @@
-"""The language as a grammar, for --constrained: GBNF (llama.cpp's EBNF, which xgrammar reads, and so
-vLLM), made at run time from programs/language.yaml, so a function added there needs nothing else.
+"""The language as a grammar, for --constrained: llguidance's Lark syntax, made at run time from
+programs/language.yaml, so a function added there needs nothing else.
 
 A program the grammar accepts parses with no diagnostics: calls written as prox writes them
 (FunctionSpec.written_forms), one per line; line numbers among the chunk's own lines; other integers
-within the language's bounds; strings with only the escapes \\n, \\t, \\r, \\" and \\\\. Greedy decoding
-under it picks the model's own token wherever that token is allowed, so a program the model writes
-this way on its own comes out the same.
+within the language's bounds; strings of at most `constrained_string_chars` characters with only the
+escapes \\n, \\t, \\r, \\" and \\\\. Greedy decoding under it picks the model's own token wherever
+that token is allowed, so a program the model writes this way on its own comes out the same.
 
-No bounded repetition (`{m,n}`): xgrammar 0.2 takes 28 to 580 ms per token to mask one (0.04 ms for `*`).
-The generation budget bounds a program instead: 256 tokens write far fewer than the language's
-largest string or most statements.
+llguidance comes with vLLM, which picks it for a grammar that starts with `%llguidance`; the
+transformers engine applies it itself (prox/engines/constraint.py). It reads a string as one regular
+expression, so bounding its length costs nothing (0.2 ms a token here); xgrammar, vLLM's other
+grammar library, took 28 to 580 ms a token to mask a bounded repetition, or 0.3 to 1.2 s to compile
+it, for every chunk. The bound keeps a model from spending the chunk's 256-token budget on one string.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from functools import lru_cache
 from prox.language.operations import render_literal
 from prox.language.spec import UNSET, ArgSpec, Language, Level, load_language
 
-_STRING = r'string ::= "\"" string-char* "\""' + "\n" + r'string-char ::= [^"\\\x00-\x1f\x7f] | "\\" [nrt"\\]'
+HEADER = "%llguidance {}"  # llguidance's own syntax: vLLM hands the grammar to llguidance, not xgrammar
 
 
 def program_grammar(level: str, lines: tuple[int, int] | None = None, language: Language | None = None) -> str:
@@ -40,24 +42,27 @@ def _shipped_grammar(level: str, lines: tuple[int, int] | None) -> str:
 def _grammar(language: Language, level_name: str, lines: tuple[int, int] | None) -> str:
     level = language.level(level_name)
     more = "" if level_name == "doc" else ' ("\\n" line)*'  # a doc program is one call
-    rules = [f'root ::= " "? " "? line{more} "\\n"?',
-             "line ::= " + " | ".join(_rule_name(name) for name in level.functions)]
-    rules += [f"{_rule_name(name)} ::= {_calls(level, name)}" for name in level.functions]
-    if re.search(r"\bline-number\b", " ".join(rules)):  # the value rules the calls use
+    rules = [HEADER, f'start: " "? " "? line{more} "\\n"?',
+             "line: " + " | ".join(_rule_name(name) for name in level.functions)]
+    rules += [f"{_rule_name(name)}: {_calls(level, name)}" for name in level.functions]
+    if re.search(r"\bLINE_NUMBER\b", " ".join(rules)):  # the value terminals the calls use
         rules.append(_line_numbers(lines))
-    if re.search(r"\bint\b", " ".join(rules)):
-        rules.append(f"int ::= {_integers(language)}")
-    if re.search(r"\bstring\b", " ".join(rules)):
-        rules.append(_STRING)
+    if re.search(r"\bINT\b", " ".join(rules)):
+        rules.append(f"INT: /[0-9]{{1,{len(str(language.limits.max_int)) - 1}}}/")  # below the largest
+    if re.search(r"\bSTRING\b", " ".join(rules)):
+        rules.append(f'STRING: /"({_STRING_CHAR}){{0,{language.limits.constrained_string_chars}}}"/')
     return "\n".join(rules) + "\n"
 
 
+_STRING_CHAR = r'[^"\\\x00-\x1f\x7f]|\\[nrt"\\]'  # no control character; escapes the parser decodes
+
+
 def _rule_name(function: str) -> str:
-    return "call-" + function.replace("_", "-")
+    return "call_" + function
 
 
 def _literal(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # GBNF strings escape as JSON does
+    return json.dumps(text, ensure_ascii=False)  # Lark strings escape as JSON does
 
 
 def _calls(level: Level, function: str) -> str:
@@ -76,21 +81,16 @@ def _value(arg: ArgSpec) -> str:
     if arg.equals is not UNSET:
         return _literal(render_literal(arg.equals))
     if arg.type == "str":
-        return "string"
+        return "STRING"
     if arg.type == "bool":
         return '("True" | "False")'
     if arg.line:
-        return "line-number"
-    return "int" if arg.min is not None and arg.min >= 0 else '"-"? int'
+        return "LINE_NUMBER"
+    return "INT" if arg.min is not None and arg.min >= 0 else '"-"? INT'
 
 
 def _line_numbers(lines: tuple[int, int] | None) -> str:
     if lines is None:
-        return "line-number ::= int"
+        return "LINE_NUMBER: INT"
     first, last = lines
-    return "line-number ::= " + " | ".join(f'"{number}"' for number in range(first, last + 1))
-
-
-def _integers(language: Language) -> str:
-    """Integers below the language's largest (fewer digits than it has), no sign."""
-    return "[0-9]" + " [0-9]?" * (len(str(language.limits.max_int)) - 2)
+    return "LINE_NUMBER: " + " | ".join(f'"{number}"' for number in range(first, last + 1))

@@ -70,6 +70,7 @@ class Limits:
     max_int: int
     growth_factor: float
     growth_extra_chars: int
+    constrained_string_chars: int
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ class Level:
 
     name: str
     functions: dict[str, FunctionSpec]
+
+    def call_making(self, operation: str) -> str:
+        """The call without arguments that makes `operation` (a name of prox/language/operations.py):
+        how prox writes a decision it made itself, e.g. drop_doc() for DropDoc."""
+        for name, function in self.functions.items():
+            if any(form.operation.__name__ == operation and not form.args for form in function.forms):
+                return f"{name}()"
+        raise ValueError(f"level {self.name!r} has no call without arguments that makes {operation}")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ class ApplyPrograms(PipelineStep):
                     outcome = _not_run(document.text, invalid_input=bool(metadata.get("prox_input_error")))
                 else:
                     outcome = execute_programs(document.text, metadata.get("doc_program"),
-                                               metadata.get("chunk_program"), self.policy)
+                                               metadata.get("chunk_program"), self.policy,
+                                               drop_probability=metadata.get("doc_drop_probability"))
             if self.keep_raw:
                 metadata["raw_content"] = document.text
             document.text = outcome.text

@@ -4,7 +4,9 @@ Documents are taken in batches (a shard's end closes the batch); the step stores
 output in `metadata.doc_program` or `metadata.chunk_program` and leaves execution to
 ApplyPrograms, so `prox apply` on the stored programs gives the same result. Documents that need
 no request (empty text, unreadable input, dropped by the doc program) pass through untouched.
-A prompt the engine cannot serve is recorded in `metadata.prox_engine_error`. The engine runs in
+A prompt the engine cannot serve is recorded in `metadata.prox_engine_error`. At the doc stage a
+model's probability of dropping each document goes to `metadata.doc_drop_probability`; with
+`drop_threshold` it decides, and the model is asked for its first token only. The engine runs in
 a thread of its own, one batch ahead of the CPU work, so a GPU is not left waiting for prompts; it
 starts as the step starts, so the chunk stage's engine loads while the doc stage generates, and it
 is shared with the other stage when both name the same model (engines.shared).
@@ -21,13 +23,14 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
-from prox.engines import Completion, EngineSpec, GenerationSettings, Prompt, load_tokenizer
+from prox.engines import Completion, EngineError, EngineSpec, GenerationSettings, Prompt, load_tokenizer
 from prox.engines.shared import shared_engine
 from prox.execution import doc_drops
 from prox.language import parse_program
 from prox.language.grammar import program_grammar
 from prox.pipeline.shards import ShardEnd
 from prox.prompts import ChunkPrompt, PromptBuilder, load_prompts
+from prox.prompts.decisions import DecisionTokens, decision_tokens
 from prox.prompts.line_tokens import DocumentLines
 
 STAGES = ("doc", "chunk")
@@ -121,10 +124,12 @@ class GeneratePrograms(PipelineStep):
     type = "🤖 - MODEL"
 
     def __init__(self, stage: str, engine: EngineSpec, domain: str = "web", batch_size: int = 256,
-                 truncate_document: bool = False, handoff: LineHandoff | None = None, constrained: bool = False):
+                 truncate_document: bool = False, handoff: LineHandoff | None = None, constrained: bool = False,
+                 drop_threshold: float | None = None):
         """`handoff`: shared by the two stages when they use the same tokenizer: the doc stage puts
         each document's tokenized lines there, the chunk stage takes them. `constrained`: each prompt
-        carries the grammar its program must follow."""
+        carries the grammar its program must follow. `drop_threshold`: the doc stage drops a document
+        when the model's probability of dropping it is at least this (prox/prompts/decisions.py)."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
         self.name = f"prox {stage}-stage programs"  # before the base class names the step's stats
@@ -133,11 +138,14 @@ class GeneratePrograms(PipelineStep):
         self.batch_size, self.truncate_document = batch_size, truncate_document
         self.handoff = handoff
         self.constrained = constrained and not engine.reads_subject  # the rules engine writes valid programs
+        self.drop_threshold = drop_threshold if stage == "doc" else None
+        self.decisions: DecisionTokens | None = None
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         spec = load_prompts(self.domain)
-        builder = PromptBuilder(spec, load_tokenizer(self.engine_spec.tokenizer_name), self.truncate_document)
-        settings = GenerationSettings(spec.doc.max_new_tokens if self.stage == "doc" else spec.chunk.max_new_tokens)
+        tokenizer = load_tokenizer(self.engine_spec.tokenizer_name)
+        builder = PromptBuilder(spec, tokenizer, self.truncate_document)
+        settings = self._settings(spec, tokenizer)
         # One thread owns the engine (built and used there) so generation overlaps the CPU work of
         # the next batch: reading, prompt building, and the later steps on the previous batch.
         generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prox-{self.stage}-engine")
@@ -163,6 +171,22 @@ class GeneratePrograms(PipelineStep):
                 yield from self._finish(in_flight, progress)
         finally:
             generator.shutdown(wait=True, cancel_futures=True)
+
+    def _settings(self, spec, tokenizer) -> GenerationSettings:
+        """A model's doc stage scores the decision tokens; with a threshold it generates one token."""
+        if self.stage == "chunk":
+            return GenerationSettings(spec.chunk.max_new_tokens)
+        if not self.engine_spec.reads_subject:
+            try:
+                self.decisions = decision_tokens(tokenizer)
+            except ValueError as error:
+                if self.drop_threshold is not None:
+                    raise
+                logger.warning(f"no drop probabilities: {error}")
+        if self.decisions is None:
+            return GenerationSettings(spec.doc.max_new_tokens)
+        return GenerationSettings(1 if self.drop_threshold is not None else spec.doc.max_new_tokens,
+                                  self.decisions.ids)
 
     def _create_engine(self):
         tick = time.perf_counter()
@@ -195,7 +219,7 @@ class GeneratePrograms(PipelineStep):
                 lines = builder.document_lines(texts)
                 self.handoff.put(documents, lines)
             ids = builder.doc_prompt_ids(texts, lines)
-            grammar = program_grammar("doc") if self.constrained else None
+            grammar = program_grammar("doc") if self.constrained and self.drop_threshold is None else None
             return [[Prompt(ids=tuple(i), subject=d.text, grammar=grammar)]
                     for i, d in zip(ids, documents, strict=True)]
         return [[Prompt(ids=p.ids, text=None if p.ids else p.text, subject=p.chunk, grammar=self._chunk_grammar(p))
@@ -219,4 +243,18 @@ class GeneratePrograms(PipelineStep):
                 self.stat_update(f"{self.stage}_engine_errors")
             else:
                 document.metadata[key] = "\n".join(c.text for c in outputs)
+                if self.decisions is not None:
+                    self._decide(document, outputs[0])
         return tokens
+
+    def _decide(self, document: Document, completion: Completion) -> None:
+        """Stores the model's probability of dropping the document; with a threshold, decides by it."""
+        if completion.scores is None:
+            if self.drop_threshold is not None:
+                raise EngineError("the engine gave no log-probabilities of the decision tokens, which --drop-threshold "
+                                  "needs (vLLM's OpenAI server gives them for its logprob_token_ids field)")
+            return
+        probability = self.decisions.drop_probability(completion.scores)
+        document.metadata["doc_drop_probability"] = probability
+        if self.drop_threshold is not None:
+            document.metadata["doc_program"] = self.decisions.call(probability >= self.drop_threshold)

@@ -87,9 +87,9 @@ def flatten(settings: dict, prefix: str = "") -> dict:
 
 def setting_differences(before: dict, now: dict) -> list[str]:
     """The settings that change what a run writes, as "name: before -> now"."""
-    old, new = flatten(before), flatten(now)
+    missing = "(not set)"  # None is not set too: a setting added later, left off, changes nothing
+    old, new = ({k: v for k, v in flatten(s).items() if v is not None} for s in (before, now))
     names = sorted((set(old) | set(new)) - RUN_ONLY_SETTINGS)
-    missing = "(not set)"
     return [f"{name}: {old.get(name, missing)} -> {new.get(name, missing)}"
             for name in names if old.get(name, missing) != new.get(name, missing)]
 

@@ -16,6 +16,8 @@ from prox.pipeline.shards import OutputLayout, ShardEnd
 
 ACTIONS = ("kept", "modified", "dropped")
 NUMBERS = ("input", *ACTIONS, "errors", "words_before", "words_after")
+# the doc model's probabilities of dropping, counted in tenths: "0.0-0.1", ..., "0.9-1.0" (1.0 in the last)
+PROBABILITY_BINS = tuple(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))
 
 
 class Tally:
@@ -26,6 +28,7 @@ class Tally:
         self.reasons: Counter = Counter()
         self.dropped_by_reason: Counter = Counter()
         self.diagnostics: Counter = Counter({c.value: 0 for c in Category})
+        self.drop_probabilities: Counter = Counter()
 
     def add(self, metadata: dict) -> None:
         """Counts one document from its record."""
@@ -38,6 +41,8 @@ class Tally:
             self.dropped_by_reason[metadata["prox_reason"]] += 1
         self.reasons[metadata["prox_reason"]] += 1
         self.diagnostics.update({k: v for k, v in metadata["prox_diagnostics"].items() if v})
+        if (probability := metadata.get("doc_drop_probability")) is not None:
+            self.drop_probabilities[PROBABILITY_BINS[min(int(probability * 10), 9)]] += 1
 
     def absorb(self, summary: dict) -> None:
         """Adds the counts of another tally's summary."""
@@ -45,12 +50,15 @@ class Tally:
         self.reasons.update(summary["reasons"])
         self.dropped_by_reason.update(summary["dropped_by_reason"])
         self.diagnostics.update(summary["diagnostics"])
+        self.drop_probabilities.update(summary.get("doc_drop_probabilities", {}).get("histogram", {}))
 
     def summary(self) -> dict:
         return {key: self.numbers.get(key, 0) for key in NUMBERS} | {
             "reasons": dict(sorted(self.reasons.items())),
             "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
             "diagnostics": dict(self.diagnostics),
+            "doc_drop_probabilities": {"judged": sum(self.drop_probabilities.values()),
+                                       "histogram": {b: self.drop_probabilities.get(b, 0) for b in PROBABILITY_BINS}},
         }
 
     def accounts_for(self, rows: int) -> bool:

@@ -10,6 +10,10 @@ prompt up to min(max_tokens, context - its length) new tokens, like vLLM, whatev
 (see TransformersEngine). A prompt the engine cannot
 serve (longer than the context) fails its request with HTTP 400, as vLLM does. Request bodies
 are bounded and parsed as JSON; nothing in a request is ever evaluated.
+
+Of vLLM's fields, prox serve takes the two prox sends: `structured_outputs.grammar` (the output
+follows the grammar, as with --constrained) and `logprob_token_ids` with `logprobs: 0` (the
+log-probabilities of those tokens at the first generated position only, keyed "token_id:ID").
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -49,7 +53,7 @@ class _Job:
     """One request's prompts on their way through the generation thread."""
 
     prompts: list[Prompt]
-    max_tokens: int
+    settings: GenerationSettings
     done: threading.Event = field(default_factory=threading.Event)
     completions: list[Completion] = field(default_factory=list)
     failure: str | None = None
@@ -71,11 +75,11 @@ class MicroBatcher:
     def stop(self) -> None:
         self.stopping.set()
 
-    def submit(self, prompts: list[Prompt], max_tokens: int) -> _Job:
+    def submit(self, prompts: list[Prompt], settings: GenerationSettings) -> _Job:
         """Waits for the request's completions (or its failure) and returns the finished job."""
         if self.stopping.is_set():
             raise RequestError(503, "the server is shutting down", "ServiceUnavailableError")
-        job = _Job(prompts, max_tokens)
+        job = _Job(prompts, settings)
         self.queue.put(job)
         while not job.done.wait(0.5):
             if self.stopping.is_set():
@@ -106,14 +110,13 @@ class MicroBatcher:
                     job.done.set()
 
     def _generate(self, jobs: list[_Job]) -> None:
-        """Generates every prompt of `jobs`: one engine call per distinct max_tokens."""
-        by_max_tokens: dict[int, list[_Job]] = defaultdict(list)
+        """Generates every prompt of `jobs`: one engine call per distinct settings."""
+        by_settings: dict[GenerationSettings, list[_Job]] = defaultdict(list)
         for job in jobs:
-            by_max_tokens[job.max_tokens].append(job)
-        for max_tokens, group in by_max_tokens.items():
+            by_settings[job.settings].append(job)
+        for settings, group in by_settings.items():
             try:
-                completions = iter(self.engine.generate([p for job in group for p in job.prompts],
-                                                        GenerationSettings(max_tokens)))
+                completions = iter(self.engine.generate([p for job in group for p in job.prompts], settings))
             except Exception as error:  # fails these requests, not the server
                 logger.exception("generation failed")
                 for job in group:
@@ -181,8 +184,8 @@ class CompletionHandler(BaseHTTPRequestHandler):
                 self._discard_body()
                 raise RequestError(404, f"no route {path or '/'} (POST /v1/completions)", "NotFoundError")
             request = self._read_json()
-            prompts, max_tokens = self._check(request)
-            job = self.server.batcher.submit(prompts, max_tokens)
+            prompts, settings = self._check(request)
+            job = self.server.batcher.submit(prompts, settings)
         except RequestError as error:
             return self._error(error)
         if job.failure:
@@ -194,8 +197,9 @@ class CompletionHandler(BaseHTTPRequestHandler):
 
     def _response(self, job: _Job) -> dict:
         context = self.server.engine.context
-        choices = [{"index": i, "text": c.text, "logprobs": None,
-                    "finish_reason": "length" if c.output_tokens >= min(job.max_tokens, context - c.prompt_tokens)
+        max_tokens = job.settings.max_new_tokens
+        choices = [{"index": i, "text": c.text, "logprobs": _logprobs(c, job.settings.scored_tokens),
+                    "finish_reason": "length" if c.output_tokens >= min(max_tokens, context - c.prompt_tokens)
                     else "stop"} for i, c in enumerate(job.completions)]
         prompt_tokens = sum(c.prompt_tokens for c in job.completions)
         output_tokens = sum(c.output_tokens for c in job.completions)
@@ -231,8 +235,8 @@ class CompletionHandler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
 
-    def _check(self, request: dict) -> tuple[list[Prompt], int]:
-        """The request's prompts and max_tokens; RequestError for anything prox serve does not do."""
+    def _check(self, request: dict) -> tuple[list[Prompt], GenerationSettings]:
+        """The request's prompts and settings; RequestError for anything prox serve does not do."""
         model = request.get("model")
         if model is not None and model != self.server.model_name:
             raise RequestError(404, f"The model `{model}` does not exist; this server serves "
@@ -242,20 +246,27 @@ class CompletionHandler(BaseHTTPRequestHandler):
             max_tokens = self.server.engine.context  # as vLLM: up to the context's end
         if not _is_int(max_tokens) or max_tokens < 1:
             raise RequestError(400, "max_tokens must be a positive integer")
+        scored = request.get("logprob_token_ids") or []
+        if not isinstance(scored, list) or not all(_is_int(i) and 0 <= i < self.server.vocab_size for i in scored):
+            raise RequestError(400, f"logprob_token_ids must be token ids in [0, {self.server.vocab_size})")
         unsupported = {
             "temperature": request.get("temperature") not in (None, 0, 0.0),
             "n": request.get("n") not in (None, 1),
             "best_of": request.get("best_of") not in (None, 1),
             "stream": bool(request.get("stream")),
             "echo": bool(request.get("echo")),
-            "logprobs": request.get("logprobs") is not None,
+            "logprobs": request.get("logprobs") not in (None, 0) or (request.get("logprobs") == 0) != bool(scored),
             "stop": bool(request.get("stop")),
             "suffix": bool(request.get("suffix")),
         }
-        if wrong := [name for name, refused in unsupported.items() if refused]:
-            raise RequestError(400, f"prox serve decodes greedily, one choice per prompt, without streaming; "
+        guided = sorted(key for key in request if key.startswith("guided_"))  # vLLM's old constraints: not ignored
+        if wrong := [name for name, refused in unsupported.items() if refused] + guided:
+            raise RequestError(400, f"prox serve decodes greedily, one choice per prompt, without streaming, "
+                               f"and gives log-probabilities only for logprob_token_ids with logprobs 0; "
                                f"unsupported: {', '.join(wrong)}")
-        return self._prompts(request.get("prompt")), max_tokens
+        grammar = _grammar(request.get("structured_outputs"))
+        prompts = [replace(prompt, grammar=grammar) for prompt in self._prompts(request.get("prompt"))]
+        return prompts, GenerationSettings(max_tokens, tuple(scored))
 
     def _prompts(self, prompt) -> list[Prompt]:
         """A string, a list of token ids, or a list of either."""
@@ -293,6 +304,24 @@ class CompletionHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
         pass  # no access log: a refine run sends thousands of requests a minute; failures are logged above
+
+
+def _grammar(structured_outputs) -> str | None:
+    """The grammar of vLLM's `structured_outputs` field; any other constraint is refused, not ignored."""
+    if structured_outputs is None:
+        return None
+    if not isinstance(structured_outputs, dict) or set(structured_outputs) - {"grammar"} or \
+            not isinstance(structured_outputs.get("grammar"), str):
+        raise RequestError(400, "structured_outputs: prox serve takes only {\"grammar\": \"...\"}")
+    return structured_outputs["grammar"]
+
+
+def _logprobs(completion: Completion, scored: tuple[int, ...]) -> dict | None:
+    """vLLM's completions logprobs for `scored` at the first position (token ids as "token_id:ID")."""
+    if not scored or completion.scores is None:
+        return None
+    return {"tokens": [], "token_logprobs": [], "text_offset": [0],
+            "top_logprobs": [{f"token_id:{t}": lp for t, lp in zip(scored, completion.scores, strict=True)}]}
 
 
 def _is_int(value) -> bool:
