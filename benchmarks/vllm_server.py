@@ -1,8 +1,9 @@
-"""A small random Llama that vLLM's CPU build serves, and vLLM's OpenAI server for it on localhost:
-shared by the vLLM tests and the HTTP concurrency benchmark."""
+"""Small Llamas that vLLM's CPU build serves (a random one, and one that writes a given program), and
+vLLM's OpenAI server for them on localhost: shared by the tests and the benchmarks."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from prox.engines.vllm_server import VLLMServer, server_args
@@ -28,6 +29,35 @@ def vllm_ready_llama(folder: Path, context: int = CONTEXT) -> None:
                          torch_dtype="float32")
     LlamaForCausalLM(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(BUNDLED_TOKENIZER).save_pretrained(folder)
+
+
+def chain_llama(folder: Path, tokenizer, program: str, context: int = 4096) -> Path:
+    """A real Llama that writes `program` after any prompt ending in "]" (as "[/INST]" does), then
+    stops: its layers add nothing to the embeddings, so each token alone picks the next, and the
+    output layer is set so that each token of the program picks the one after it (each token may
+    appear once). Head size 64, so vLLM's CPU build serves it too."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    chain = [tokenizer.convert_tokens_to_ids("]"), *tokenizer.encode(program, add_special_tokens=False),
+             tokenizer.eos_token_id]
+    if len(set(chain)) != len(chain):
+        raise ValueError(f"a token appears twice in {program!r}")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=128, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=context,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, torch_dtype="float32")
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embeddings = model.model.embed_tokens.weight
+        for token, following in itertools.pairwise(chain):
+            model.lm_head.weight[following] = 5.0 * embeddings[token] / embeddings[token].norm()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def tiny_server(model: Path, log: Path, memory_share: float, *extra: str) -> VLLMServer:

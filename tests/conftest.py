@@ -1,7 +1,6 @@
 """Shared helpers: the bundled real documents and running the real CLI in a subprocess."""
 
 import importlib.util
-import itertools
 import json
 import subprocess
 import sys
@@ -68,33 +67,6 @@ def random_llama(folder: Path, tokenizer, context: int = 512) -> Path:
                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=context,
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
     LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def chain_llama(folder: Path, tokenizer, program: str, context: int = 4096) -> Path:
-    """A real Llama that writes `program` after any prompt ending in "]" (as "[/INST]" does), then
-    stops: its layers add nothing to the embeddings, so each token alone picks the next, and the
-    output layer is set so that each token of the program picks the one after it."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    chain = [tokenizer.convert_tokens_to_ids("]"), *tokenizer.encode(program, add_special_tokens=False),
-             tokenizer.eos_token_id]
-    assert len(set(chain)) == len(chain), "each token may appear once"
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=32000, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=context,
-                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        embeddings = model.model.embed_tokens.weight
-        for token, following in itertools.pairwise(chain):
-            model.lm_head.weight[following] = 5.0 * embeddings[token] / embeddings[token].norm()
-    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -5,7 +5,8 @@ program lies in the document (its chunks' own lines). vLLM and its server: test_
 """
 
 import pytest
-from conftest import chain_llama, random_llama, read_output, run_prox
+from conftest import random_llama, read_output, run_prox
+from vllm_server import chain_llama
 
 from prox.execution import execute_programs
 from prox.language import parse_program
@@ -22,8 +23,8 @@ def long_context_model(tmp_path_factory, llama_tokenizer):
 
 def programs(model, out, *extra):
     run_prox("refine", "--input", "samples/web-documents.jsonl", "--output", str(out), "--doc-model", str(model),
-             "--chunk-model", str(model), "--engine", "transformers", "--dtype", "float32", "--limit", "6",
-             "--batch-size", "6", "--keep-raw", *extra)
+             "--chunk-model", str(model), "--engine", "transformers", "--dtype", "float32", "--limit", "4",
+             "--batch-size", "4", "--keep-raw", *extra)
     kept, dropped = read_output(out)
     return [(row["metadata"]["doc_program"], row["metadata"]["chunk_program"],
              row["metadata"].get("raw_content") or row["text"]) for row in kept + dropped]
@@ -33,7 +34,7 @@ def test_constrained_programs_of_both_stages_parse_cleanly_and_name_their_lines(
     free = programs(long_context_model, tmp_path / "free", "--stage", "chunk")
     assert all(parse_program(chunk, "chunk").diagnostics for _, chunk, _ in free)
     constrained = programs(long_context_model, tmp_path / "constrained", "--constrained")
-    assert len(constrained) == 6 and any(chunk is not None for _, chunk, _ in constrained)
+    assert len(constrained) == 4 and any(chunk is not None for _, chunk, _ in constrained)
     for doc, chunk, text in constrained:
         assert doc.strip() in ("drop_doc()", "keep_doc()") and not parse_program(doc, "doc").diagnostics
         chunk_program = parse_program(chunk or "", "chunk")

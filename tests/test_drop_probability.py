@@ -19,7 +19,7 @@ from prox.prompts.decisions import decision_tokens
 
 pytest.importorskip("llguidance", reason="llguidance comes with vLLM's CPU build (make test installs it)")
 pytestmark = pytest.mark.slow
-DOCUMENTS = 8
+DOCUMENTS = 6
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def test_a_server_that_goes_down_fails_the_task_cleanly_and_a_rerun_resumes(faul
         return ("status", 503, {"error": {"message": "down"}}) if fault == "500s" else ("sleep", 3)
 
     server = served(answer)
-    failed = run_prox(*refine_args(shards, out, server, "--request-timeout", "0.5"), check=False)
+    failed = run_prox(*refine_args(shards, out, server, "--request-timeout", "0.5", "--retries", "2"), check=False)
     server.close()
     assert failed.returncode != 0
     done = list((out / "logs" / "shards").glob("*.json"))

