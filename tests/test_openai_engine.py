@@ -21,6 +21,7 @@ from conftest import read_output, run_prox, sample_rows
 
 from prox.engines import Completion, EngineError, GenerationSettings, Prompt
 from prox.engines.openai_engine import OpenAIEngine
+from prox.language.grammar import program_grammar
 
 
 @pytest.fixture
@@ -382,6 +383,9 @@ def test_served_api(served):
                                                            "logprob_token_ids": [5, 7]})
     first = body["choices"][0]["logprobs"]["top_logprobs"][0]
     assert status == 200 and set(first) == {"token_id:5", "token_id:7"} and all(v < 0 for v in first.values())
+    status, body = call("POST", f"{url}/v1/completions", {"prompt": "Keep or drop?", "max_tokens": 8,
+                                                           "structured_outputs": {"grammar": program_grammar("doc")}})
+    assert status == 200 and body["choices"][0]["text"].strip() in ("drop_doc()", "keep_doc()")  # the random model
     for payload, code, message in [
         ({"model": "gpt-4", "prompt": "a"}, 404, "The model `gpt-4` does not exist"),
         (b"{not json", 400, "not valid JSON"),
