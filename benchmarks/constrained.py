@@ -11,7 +11,8 @@ built to write one program after any prompt (vllm_server.chain_llama), "keep_doc
 and a 13-token normalize at the chunk stage, which the grammars allow; the outputs are checked equal.
 On a CPU (vLLM's CPU build) they are tiny (1 layer, hidden 128), so the grammar's share of the time is
 as large as it gets: a real refiner spends far longer per token. The prompts are the real ones of
-the bundled web documents (repeated up to the count). Each measurement runs ROUNDS times, taking
+the bundled web documents (repeated up to the count; long documents cut, --truncate-document, so that
+every prompt ends as the template does). Each measurement runs ROUNDS times, taking
 turns with its pair, and the best counts: on a shared machine, runs in turn see the same load.
 
 Writes bench-out/constrained.json (constrained_cpu.json on a CPU). Goal: the grammar costs under 10%.
@@ -71,7 +72,7 @@ def main() -> None:
     gpu = torch.cuda.is_available()
     count = 2000 if gpu else 200
     tokenizer = load_tokenizer(BUNDLED_TOKENIZER)
-    builder = PromptBuilder(load_prompts("web"), tokenizer)
+    builder = PromptBuilder(load_prompts("web"), tokenizer, truncate_document=True)  # every prompt ends "[/INST]"
     texts = documents(count)
     lines = builder.document_lines(texts)
     doc_ids = builder.doc_prompt_ids(texts, lines)
