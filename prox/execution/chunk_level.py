@@ -67,21 +67,20 @@ def execute_chunk(text: str, program: Program, policy: Policy, limits: Limits) -
     for op in normalizations:
         source, target = op.source_str, op.target_str
         if source in ("", " "):
-            _note(diagnostics, Category.NO_EFFECT, op.line, "source_str is empty or one space: ignored",
-                                          False)
+            _note(diagnostics, Category.NO_EFFECT, op.line, "source_str is empty or one space: ignored", False)
             continue
         if len(target) > len(source):  # only a growing replacement needs the count first, for the limit
             work += len(result)
             new_length = len(result) + result.count(source) * (len(target) - len(source))
             if new_length > max_chars:
-                _note(diagnostics, Category.BAD_VALUE, op.line, f"normalize would grow the text to "
-                                              f"{new_length} characters (limit {max_chars})", True)
+                _note(diagnostics, Category.BAD_VALUE, op.line,
+                      f"normalize would grow the text to {new_length} characters (limit {max_chars})", True)
                 continue
         work += 3 * len(result)  # scanned, split into pieces, joined
         parts = result.split(source)  # then joined: str.replace, with the occurrences' neighbours at hand
         if len(parts) == 1 or source == target:
-            _note(diagnostics, Category.NO_EFFECT, op.line, "source_str does not occur in the text, "
-                                          "or changes nothing", False)
+            _note(diagnostics, Category.NO_EFFECT, op.line, "source_str does not occur in the text, or changes nothing",
+                  False)
             continue
         if words is not None:
             words = words_replaced(parts, source, target, words)
@@ -118,8 +117,7 @@ def _remove_lines(text: str, removals: list[RemoveLines | RemoveAllLines], words
             remove_all = True
             applied.append(op.call)
         elif op.line_start > op.line_end:
-            _note(diagnostics, Category.NO_EFFECT, op.line, "line_start is after line_end: nothing "
-                                          "removed", False)
+            _note(diagnostics, Category.NO_EFFECT, op.line, "line_start is after line_end: nothing removed", False)
         else:
             ranges.append((op.line_start, op.line_end))
             if op.line_start <= last:
@@ -127,12 +125,12 @@ def _remove_lines(text: str, removals: list[RemoveLines | RemoveAllLines], words
     removed: list[tuple[int, int]] = []
     for start, end in merge_ranges(ranges):
         if start > last:
-            _note(diagnostics, Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} start past the "
-                                          f"last line ({last})", True)
+            _note(diagnostics, Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} start past the last line ({last})",
+                  True)
             continue
         if end > last:
-            _note(diagnostics, Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} end past the "
-                                          f"last line ({last})", True)
+            _note(diagnostics, Category.LINE_OUT_OF_RANGE, 0, f"lines {start}-{end} end past the last line ({last})",
+                  True)
             end = last
         removed.append((start, end))
     if remove_all:

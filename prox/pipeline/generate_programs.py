@@ -26,6 +26,7 @@ from datatrove.utils.logging import logger
 from prox.engines import Completion, EngineError, EngineSpec, GenerationSettings, Prompt, load_tokenizer
 from prox.engines.shared import shared_engine
 from prox.execution import doc_drops
+from prox.execution.doc_level import threshold_decision
 from prox.language import parse_program
 from prox.language.grammar import program_grammar
 from prox.pipeline.shards import ShardEnd
@@ -145,7 +146,8 @@ class GeneratePrograms(PipelineStep):
         spec = load_prompts(self.domain)
         tokenizer = load_tokenizer(self.engine_spec.tokenizer_name)
         builder = PromptBuilder(spec, tokenizer, self.truncate_document)
-        settings = self._settings(spec, tokenizer)
+        self.decisions = self._decision_tokens(tokenizer)
+        settings = self._settings(spec)
         # One thread owns the engine (built and used there) so generation overlaps the CPU work of
         # the next batch: reading, prompt building, and the later steps on the previous batch.
         generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prox-{self.stage}-engine")
@@ -172,17 +174,23 @@ class GeneratePrograms(PipelineStep):
         finally:
             generator.shutdown(wait=True, cancel_futures=True)
 
-    def _settings(self, spec, tokenizer) -> GenerationSettings:
+    def _decision_tokens(self, tokenizer) -> DecisionTokens | None:
+        """What a model's doc stage scores (None: the chunk stage, the rules engine, or a tokenizer in
+        which drop_doc() and keep_doc() start alike, which --drop-threshold cannot work with)."""
+        if self.stage == "chunk" or self.engine_spec.reads_subject:
+            return None
+        try:
+            return decision_tokens(tokenizer)
+        except ValueError as error:
+            if self.drop_threshold is not None:
+                raise
+            logger.warning(f"no drop probabilities: {error}")
+            return None
+
+    def _settings(self, spec) -> GenerationSettings:
         """A model's doc stage scores the decision tokens; with a threshold it generates one token."""
         if self.stage == "chunk":
             return GenerationSettings(spec.chunk.max_new_tokens)
-        if not self.engine_spec.reads_subject:
-            try:
-                self.decisions = decision_tokens(tokenizer)
-            except ValueError as error:
-                if self.drop_threshold is not None:
-                    raise
-                logger.warning(f"no drop probabilities: {error}")
         if self.decisions is None:
             return GenerationSettings(spec.doc.max_new_tokens)
         return GenerationSettings(1 if self.drop_threshold is not None else spec.doc.max_new_tokens,
@@ -257,4 +265,4 @@ class GeneratePrograms(PipelineStep):
         probability = self.decisions.drop_probability(completion.scores)
         document.metadata["doc_drop_probability"] = probability
         if self.drop_threshold is not None:
-            document.metadata["doc_program"] = self.decisions.call(probability >= self.drop_threshold)
+            document.metadata["doc_program"] = threshold_decision(probability, self.drop_threshold).call

@@ -35,9 +35,6 @@ class DecisionTokens:
             return small / (1.0 + small)
         return 1.0 / (1.0 + math.exp(difference))
 
-    def call(self, drops: bool) -> str:
-        return self.drop_call if drops else self.keep_call
-
 
 def decision_calls(language: Language | None = None) -> tuple[str, str]:
     """The doc level's calls that drop and keep a document."""

@@ -255,7 +255,7 @@ class CompletionHandler(BaseHTTPRequestHandler):
             "best_of": request.get("best_of") not in (None, 1),
             "stream": bool(request.get("stream")),
             "echo": bool(request.get("echo")),
-            "logprobs": request.get("logprobs") not in (None, 0) or (request.get("logprobs") == 0) != bool(scored),
+            "logprobs": request.get("logprobs") is not None and (request.get("logprobs") != 0 or not scored),
             "stop": bool(request.get("stop")),
             "suffix": bool(request.get("suffix")),
         }
@@ -266,7 +266,7 @@ class CompletionHandler(BaseHTTPRequestHandler):
                                f"unsupported: {', '.join(wrong)}")
         grammar = _grammar(request.get("structured_outputs"))
         prompts = [replace(prompt, grammar=grammar) for prompt in self._prompts(request.get("prompt"))]
-        return prompts, GenerationSettings(max_tokens, tuple(scored))
+        return prompts, GenerationSettings(max_tokens, tuple(scored) if request.get("logprobs") == 0 else ())
 
     def _prompts(self, prompt) -> list[Prompt]:
         """A string, a list of token ids, or a list of either."""
