@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from prox import __version__
+from prox.cli.annotate import annotate
 from prox.cli.apply import apply
 from prox.cli.refine import refine
 from prox.cli.serve import serve
@@ -24,3 +25,4 @@ main.add_command(apply)
 main.add_command(stats)
 main.add_command(verify)
 main.add_command(serve)
+main.add_command(annotate)

@@ -141,7 +141,7 @@ def dry_run_prompts(input_path: str, output_path: str, text_key: str, id_key: st
         return [
             ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit, job="prompts"),
             BuildPrompts(models, domain, batch_size, truncate_document),
-            ShardWriter(output_path, prompts=True),
+            ShardWriter(output_path, "prompts"),
             ShardStats(output_path, job="prompts"),
         ]
 

@@ -13,12 +13,15 @@ class Prompt:
     tokenizer's default special tokens). `subject` is the text the prompt presents (the whole
     document at the doc stage, the chunk's numbered lines at the chunk stage), for engines that
     read text rather than tokens, like the rules engine. `grammar` (llguidance's Lark syntax,
-    prox/language/grammar.py), when set, is what the output must follow (--constrained)."""
+    prox/language/grammar.py), when set, is what the output must follow (--constrained).
+    `messages` (role and content of each chat message): a chat prompt, which only a chat server renders
+    (the openai engine sends it to /v1/chat/completions); prox annotate's teacher asks this way."""
 
     ids: tuple[int, ...] | None = None
     text: str | None = None
     subject: str | None = None
     grammar: str | None = None
+    messages: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)

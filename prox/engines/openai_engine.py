@@ -2,7 +2,8 @@
 
 Each prompt is one `POST {endpoint}/v1/completions` (greedy, n=1), sent as token ids when the
 prompt has them (vLLM and `prox serve` accept a list of ids) and as text otherwise, so the server
-tokenizes it the way a local engine would. Requests are asynchronous (aiohttp, on an event loop in
+tokenizes it the way a local engine would; a chat prompt (prox annotate's teacher) is one
+`POST {endpoint}/v1/chat/completions` of its messages. Requests are asynchronous (aiohttp, on an event loop in
 a thread of the engine's own), up to `concurrency` in flight on as many keep-alive connections:
 a GPU server batches what is in flight, so it wants hundreds, not a handful. Several endpoints
 (comma-separated: one server per GPU) share the requests: each goes to the endpoint with the fewest
@@ -168,15 +169,20 @@ class OpenAIEngine:
                 return Completion("", tokens, 0, error=f"prompt of {tokens} tokens does not fit the model's context "
                                   f"of {self.context}"), None
             max_tokens = min(max_new_tokens, self.context - tokens)
-        payload = {"model": self.model, "prompt": list(prompt.ids) if prompt.ids is not None else prompt.text,
-                   "max_tokens": max_tokens, "temperature": 0, "n": 1}
+        payload = {"model": self.model, "max_tokens": max_tokens, "temperature": 0, "n": 1}
+        if prompt.messages is not None:
+            path = "/v1/chat/completions"
+            payload["messages"] = [{"role": role, "content": content} for role, content in prompt.messages]
+        else:
+            path = "/v1/completions"
+            payload["prompt"] = list(prompt.ids) if prompt.ids is not None else prompt.text
         if prompt.grammar is not None:  # vLLM's field (its older guided_grammar is ignored by new servers)
             payload["structured_outputs"] = {"grammar": prompt.grammar}
         if settings.scored_tokens:  # vLLM's field; the ids come back as keys "token_id:ID"
             payload |= {"logprobs": 0, "logprob_token_ids": list(settings.scored_tokens),
                         "return_tokens_as_token_ids": True}
         async with slots:
-            reply = await self._send(session, None, "POST", "/v1/completions", orjson.dumps(payload))
+            reply = await self._send(session, None, "POST", path, orjson.dumps(payload))
         if not 200 <= reply.status < 300:
             if 300 <= reply.status < 400:
                 reason = f"redirected to {reply.location or 'an unnamed location'}"
@@ -186,9 +192,10 @@ class OpenAIEngine:
                 reply.status)
         try:
             body = orjson.loads(reply.body)
-            text = body["choices"][0]["text"]
+            choice = body["choices"][0]
+            text = choice["message"]["content"] if prompt.messages is not None else choice["text"]
             if not isinstance(text, str):
-                raise TypeError(f"choices[0].text is {type(text).__name__}, not a string")
+                raise TypeError(f"the completion's text is {type(text).__name__}, not a string")
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as error:
             return Completion("", tokens, 0, error=f"malformed response from the server (HTTP 200): "
                               f"{type(error).__name__}: {shorten(str(error))}"), None

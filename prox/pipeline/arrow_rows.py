@@ -77,3 +77,36 @@ PROMPT_FIELDS = pa.schema([
 
 def prompts_to_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PROMPT_FIELDS)
+
+
+EXAMPLE_FIELDS = pa.schema([
+    ("id", pa.string()),
+    ("stage", pa.string()),  # "doc" or "chunk"
+    ("chunk", pa.int32()),  # 0 for the doc stage
+    ("prompt", pa.string()),  # exactly what prox refine sends, as text
+    ("prompt_token_ids", pa.list_(pa.int32())),  # and as the ids the engine receives
+    ("completion", pa.string()),  # the program the refiner should write
+    ("teacher", pa.string()),
+    ("educational_score", pa.int32()),  # doc: the teacher's scores and the label they give
+    ("format_score", pa.int32()),
+    ("label", pa.string()),  # "keep" or "drop"
+    ("method", pa.string()),  # chunk: "programs" or "rewrite"
+    ("first_line", pa.int32()),  # the document lines the chunk shows, first and last
+    ("last_line", pa.int32()),
+    ("removed_lines", pa.list_(pa.int32())),  # the document lines the completion removes
+    ("kinds", pa.list_(pa.string())),  # the kinds of noise whose programs had calls
+])
+
+REFUSED_FIELDS = pa.schema([
+    ("id", pa.string()),
+    ("stage", pa.string()),
+    ("chunk", pa.int32()),
+    ("prompt_name", pa.string()),  # the teacher prompt (programs/teacher/NAME.yaml)
+    ("category", pa.string()),  # why the answer was refused (prox/annotation/refusals.py)
+    ("message", pa.string()),
+    ("answer", pa.string()),  # the teacher's answer as it came
+])
+
+
+def annotations_to_table(kind: str, rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=REFUSED_FIELDS if kind == "refused" else EXAMPLE_FIELDS)

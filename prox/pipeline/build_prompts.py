@@ -6,7 +6,7 @@ writer (OUT/prompts/) and the stats.
 
 from __future__ import annotations
 
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from prox.engines import load_tokenizer
@@ -26,33 +26,47 @@ class BuildPrompts(PipelineStep):
         self.batch_size, self.truncate_document = batch_size, truncate_document
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        spec = load_prompts(self.domain)
-        builders = {stage: PromptBuilder(spec, load_tokenizer(model), self.truncate_document)
-                    for stage, model in self.models.items()}
-        shared = len(builders) == 2 and self.models["doc"] == self.models["chunk"]  # lines tokenized once
+        builders = prompt_builders(self.models, self.domain, self.truncate_document)
         for batch, end in batches(data, self.batch_size):
             todo = [d for d in batch if needs_request(d, "doc")]
-            rows: dict[str, list[dict]] = {d.id: [] for d in todo}
             with self.track_time("batch"):
-                lines = builders["chunk"].document_lines([d.text for d in todo]) if shared else None
-                if "doc" in builders:
-                    texts = [builders["doc"].render(d.text) for d in todo]
-                    ids = builders["doc"].doc_prompt_ids([d.text for d in todo], lines)
-                    for document, text, prompt_ids in zip(todo, texts, ids, strict=True):
-                        rows[document.id].append(_row(document.id, "doc", 0, text, prompt_ids))
-                if "chunk" in builders:
-                    builder = builders["chunk"]
-                    for document, prompts in zip(todo, chunk_prompts_of(builder, todo, lines), strict=True):
-                        whole = [p.text for p in prompts if p.ids is None]  # those not put together
-                        encoded = iter(builder.chunk_prompt_ids(whole) if whole else [])
-                        ids = [list(p.ids) if p.ids is not None else next(encoded) for p in prompts]
-                        rows[document.id] += [_row(document.id, "chunk", p.index, p.text, i)
-                                              for p, i in zip(prompts, ids, strict=True)]
-            for document in todo:
-                document.metadata["prox_prompts"] = rows[document.id]
+                rows = document_prompts(builders, todo, self.models)
+            for document, prompts in zip(todo, rows, strict=True):
+                document.metadata["prox_prompts"] = prompts
             yield from batch
             if end is not None:
                 yield end
+
+
+def prompt_builders(models: dict[str, str], domain: str, truncate_document: bool) -> dict[str, PromptBuilder]:
+    spec = load_prompts(domain)
+    return {stage: PromptBuilder(spec, load_tokenizer(model), truncate_document) for stage, model in models.items()}
+
+
+def document_prompts(builders: dict[str, PromptBuilder], documents: list[Document],
+                     models: dict[str, str]) -> list[list[dict]]:
+    """Each document's prompts as `prox refine` sends them: the doc prompt, then its chunks' in order.
+    A row: id, stage, chunk, prompt (text), prompt_token_ids, subject (what the prompt presents: the
+    document, or the chunk's numbered lines) and lines (the document lines a chunk shows)."""
+    shared = len(builders) == 2 and models["doc"] == models["chunk"]  # lines tokenized once
+    rows: list[list[dict]] = [[] for _ in documents]
+    lines = builders["chunk"].document_lines([d.text for d in documents]) if shared else None
+    if "doc" in builders:
+        texts = [builders["doc"].render(d.text) for d in documents]
+        ids = builders["doc"].doc_prompt_ids([d.text for d in documents], lines)
+        for k, (document, text, prompt_ids) in enumerate(zip(documents, texts, ids, strict=True)):
+            rows[k].append(_row(document.id, "doc", 0, text, prompt_ids) | {"subject": document.text,
+                                                                           "lines": range(0)})
+    if "chunk" in builders:
+        builder = builders["chunk"]
+        for k, (document, prompts) in enumerate(zip(documents, chunk_prompts_of(builder, documents, lines),
+                                                    strict=True)):
+            whole = [p.text for p in prompts if p.ids is None]  # those not put together
+            encoded = iter(builder.chunk_prompt_ids(whole) if whole else [])
+            ids = [list(p.ids) if p.ids is not None else next(encoded) for p in prompts]
+            rows[k] += [_row(document.id, "chunk", p.index, p.text, i) | {"subject": p.chunk, "lines": p.lines}
+                        for p, i in zip(prompts, ids, strict=True)]
+    return rows
 
 
 def _row(doc_id: str, stage: str, chunk: int, prompt: str, ids: list[int]) -> dict:

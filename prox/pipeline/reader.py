@@ -65,7 +65,7 @@ class ShardReader(PipelineStep):
                  job: str = "documents"):
         """`shards`: the input files to read, relative to the input folder (default: all of them).
         `limit`: read at most this many documents per task (a preview; no shard is marked done).
-        `job`: whose done shards to skip ("documents" or "prompts")."""
+        `job`: whose done shards to skip ("documents", "prompts" or "annotations")."""
         super().__init__()
         self.limit = limit
         self.job = job

@@ -81,5 +81,5 @@ def run_shards(
 
 def _write_stats(layout: OutputLayout, shards: list[str], job: str, extra: dict, ran: int) -> dict:
     stats = merge_summaries(layout, shards, job) | extra | {"ran_shards": ran}
-    layout.write_json("stats.json" if job == "documents" else f"{PROMPTS_DIR}/stats.json", stats)
+    layout.write_json(f"{PROMPTS_DIR}/stats.json" if job == "prompts" else "stats.json", stats)
     return stats

@@ -44,12 +44,15 @@ class OutputLayout:
     """Where everything goes under the output folder.
 
     `job` separates the bookkeeping of runs that write different things: "documents" (refine and
-    apply) and "prompts" (refine --dry-run) mark their shards done independently. Each shard's
+    apply), "prompts" (refine --dry-run) and "annotations" (annotate) mark their shards done
+    independently. Each shard's
     outputs carry its name from OUT/logs/names.json (see output_names); a shard not named there yet
     is given the name a run would give it.
     """
 
-    KIND_DIRS = {"kept": "", "excluded": f"{EXCLUDED_DIR}/", "prompts": f"{PROMPTS_DIR}/"}
+    KIND_DIRS = {"kept": "", "excluded": f"{EXCLUDED_DIR}/", "prompts": f"{PROMPTS_DIR}/",
+                 "doc-train": "doc/train/", "doc-validation": "doc/validation/", "chunk-train": "chunk/train/",
+                 "chunk-validation": "chunk/validation/", "refused": "refused/"}
 
     def __init__(self, output: str | DataFolder, job: str = "documents"):
         self.folder = output if isinstance(output, DataFolder) else get_datafolder(output)

@@ -90,7 +90,41 @@ class PromptTally:
         return self.numbers["input"] == rows
 
 
-TALLIES = {"documents": Tally, "prompts": PromptTally}
+class AnnotationTally:
+    """Counts of an annotation run: examples and labels per stage, refusals by category, programs by
+    kind of noise, and what rewrites had discarded. Every document has a doc-level outcome (an example,
+    refused, or skipped when the doc stage does not run), and every chunk an example or a refusal."""
+
+    KEYS = ("input", "doc_examples", "doc_refused", "doc_skipped", "keep", "drop", "chunks", "chunk_examples",
+            "chunk_refused", "train", "validation")
+    COUNTERS = ("refused_by_category", "programs_by_kind", "rewrite_discarded")
+
+    def __init__(self):
+        self.numbers: Counter = Counter()
+        self.counters: dict[str, Counter] = {name: Counter() for name in self.COUNTERS}
+
+    def add(self, metadata: dict) -> None:
+        record = metadata["prox_annotation"]
+        self.numbers.update({"input": 1} | {key: record.get(key, 0) for key in self.KEYS if key != "input"})
+        for name in self.COUNTERS:
+            self.counters[name].update(record.get(name, {}))
+
+    def absorb(self, summary: dict) -> None:
+        self.numbers.update({key: summary[key] for key in self.KEYS})
+        for name in self.COUNTERS:
+            self.counters[name].update(summary[name])
+
+    def summary(self) -> dict:
+        return {key: self.numbers.get(key, 0) for key in self.KEYS} | {
+            name: dict(sorted(counter.items())) for name, counter in self.counters.items()}
+
+    def accounts_for(self, rows: int) -> bool:
+        n = self.numbers
+        return (n["input"] == rows == n["doc_examples"] + n["doc_refused"] + n["doc_skipped"]
+                and n["chunks"] == n["chunk_examples"] + n["chunk_refused"])
+
+
+TALLIES = {"documents": Tally, "prompts": PromptTally, "annotations": AnnotationTally}
 
 
 class ShardStats(PipelineStep):
@@ -100,7 +134,7 @@ class ShardStats(PipelineStep):
     type = "📊 - STATS"
 
     def __init__(self, output_path: str, job: str = "documents"):
-        """`job`: "documents" (refine, apply) or "prompts" (a dry run)."""
+        """`job`: "documents" (refine, apply), "prompts" (a dry run) or "annotations" (annotate)."""
         super().__init__()
         self.output_path = output_path
         self.job = job

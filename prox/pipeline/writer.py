@@ -1,14 +1,16 @@
 """Pipeline step: writes each shard's output files, whole or not at all.
 
 Documents: kept and modified ones to OUT/, dropped ones to OUT/excluded/. Prompts (a dry run):
-the prompts attached to each document to OUT/prompts/. A shard is written to partial files under
-OUT/logs/partial/ and moved into place only when it ends, so a killed run never leaves half a
-shard where output is read. Files roll over to a new part when a batch's input metadata cannot
-share the file's schema.
+the prompts attached to each document to OUT/prompts/. Annotations (prox annotate): each stage's
+examples to DATA/doc|chunk/train|validation/, refused answers to DATA/refused/. A shard is
+written to partial files under OUT/logs/partial/ and moved into place only when it ends, so a
+killed run never leaves half a shard where output is read. Files roll over to a new part when a
+batch's input metadata cannot share the file's schema.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +19,7 @@ import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from prox.pipeline.arrow_rows import documents_to_table, prompts_to_table
+from prox.pipeline.arrow_rows import annotations_to_table, documents_to_table, prompts_to_table
 from prox.pipeline.shards import OutputLayout, ShardEnd
 
 
@@ -72,31 +74,52 @@ class _Destination:
         return [part.name for part in self.parts]
 
 
-def _document_rows(document: Document) -> tuple[str, list]:
-    return ("excluded" if document.metadata["prox_action"] == "dropped" else "kept"), [document]
+def _document_rows(document: Document) -> list[tuple[str, list]]:
+    return [("excluded" if document.metadata["prox_action"] == "dropped" else "kept", [document])]
 
 
-def _prompt_rows(document: Document) -> tuple[str, list]:
-    return "prompts", document.metadata.get("prox_prompts", [])
+def _prompt_rows(document: Document) -> list[tuple[str, list]]:
+    return [("prompts", document.metadata.get("prox_prompts", []))]
+
+
+def _annotation_rows(document: Document) -> list[tuple[str, list]]:
+    return [(kind, [row]) for kind, row in document.metadata.get("prox_annotation_rows", [])]
+
+
+@dataclass(frozen=True)
+class _Output:
+    job: str  # whose bookkeeping (OutputLayout)
+    kinds: tuple[str, ...]  # the output files of a shard
+    rows_of: Callable[[Document], list[tuple[str, list]]]  # a document's rows, by kind
+    to_table: Callable[[str, list], pa.Table]  # (kind, rows) to a table
+
+
+OUTPUTS = {
+    "documents": _Output("documents", ("kept", "excluded"), _document_rows, lambda _, rows: documents_to_table(rows)),
+    "prompts": _Output("prompts", ("prompts",), _prompt_rows, lambda _, rows: prompts_to_table(rows)),
+    "annotations": _Output("annotations", ("doc-train", "doc-validation", "chunk-train", "chunk-validation",
+                                           "refused"), _annotation_rows, annotations_to_table),
+}
 
 
 class ShardWriter(PipelineStep):
     name = "prox shard writer"
     type = "💽 - WRITER"
 
-    def __init__(self, output_path: str, prompts: bool = False, batch_size: int = 1000, compression: str = "zstd"):
-        """`prompts`: write the prompts attached by BuildPrompts instead of the documents."""
+    def __init__(self, output_path: str, output: str = "documents", batch_size: int = 1000,
+                 compression: str = "zstd"):
+        """`output`: what to write: "documents", "prompts" (attached by BuildPrompts) or "annotations"
+        (attached by AnnotateDocuments)."""
         super().__init__()
         self.output_path = output_path
-        self.prompts = prompts
+        self.output = output
         self.batch_size = batch_size
         self.compression = compression
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        layout = OutputLayout(self.output_path, job="prompts" if self.prompts else "documents")
-        kinds = ("prompts",) if self.prompts else ("kept", "excluded")
-        rows_of = _prompt_rows if self.prompts else _document_rows
-        to_table = prompts_to_table if self.prompts else documents_to_table
+        output = OUTPUTS[self.output]
+        layout = OutputLayout(self.output_path, job=output.job)
+        kinds = output.kinds
         open_shards: dict[str, dict[str, _Destination]] = {}
         for document in data:
             if isinstance(document, ShardEnd):
@@ -109,14 +132,15 @@ class ShardWriter(PipelineStep):
                 yield document
                 continue
             shard = document.metadata["prox_shard"]
-            destinations = open_shards.setdefault(
-                shard, {kind: _Destination(layout, shard, kind, to_table, self.compression) for kind in kinds})
-            kind, rows = rows_of(document)
-            destination = destinations[kind]
-            destination.pending.extend(rows)
-            if len(destination.pending) >= self.batch_size:
-                with self.track_time("batch"):
-                    destination.flush()
+            destinations = open_shards.setdefault(shard, {
+                kind: _Destination(layout, shard, kind, functools.partial(output.to_table, kind), self.compression)
+                for kind in kinds})
+            for kind, rows in output.rows_of(document):
+                destination = destinations[kind]
+                destination.pending.extend(rows)
+                if len(destination.pending) >= self.batch_size:
+                    with self.track_time("batch"):
+                        destination.flush()
             yield document
         for destinations in open_shards.values():  # a pipeline that stopped early: nothing is committed
             self._discard(layout, destinations)

@@ -147,6 +147,12 @@ def first_line_number(subject: str) -> int | None:
 
 def chunk_program(subject: str, ends_document: bool) -> str:
     """The program of one chunk. `ends_document`: the chunk holds the document's last line."""
+    calls = [f"{call}  # {_comment(names)}" for call, names in chunk_calls(subject, ends_document)]
+    return "\n".join(calls) or KeepChunk(1, "keep_chunk").call
+
+
+def chunk_calls(subject: str, ends_document: bool) -> list[tuple[str, tuple[str, ...]]]:
+    """The calls of one chunk's program, each with the names of the rules that made it."""
     lines = [_Line(index, raw) for index, raw in numbered_lines(subject)]
     for line in lines:
         if rule := line_rule(line.text):
@@ -163,8 +169,8 @@ def chunk_program(subject: str, ends_document: bool) -> str:
         for rule, text in [] if line.removed_by else line.fragments:
             if text not in sources:
                 sources.add(text)
-                calls.append(f"{Normalize(1, 'normalize', text, '').call}  # {rule.name}: {rule.why}")
-    return "\n".join(calls) or KeepChunk(1, "keep_chunk").call
+                calls.append((Normalize(1, "normalize", text, "").call, (rule.name,)))
+    return calls
 
 
 def _without(text: str, parts: list[str]) -> str:
@@ -213,7 +219,10 @@ _WHY = {rule.name: rule.why for rule in LINE_RULES + FRAGMENT_RULES} | {
     NAVIGATION: "short lines without terminal punctuation"}
 
 
-def _removal(group: list[_Line]) -> str:
-    names = list(dict.fromkeys(line.removed_by for line in group if line.removed_by))
-    comment = f"{names[0]}: {_WHY[names[0]]}" if len(names) == 1 else ", ".join(names)
-    return f"{RemoveLines(1, 'remove_lines', group[0].index, group[-1].index).call}  # {comment}"
+def _removal(group: list[_Line]) -> tuple[str, tuple[str, ...]]:
+    names = tuple(dict.fromkeys(line.removed_by for line in group if line.removed_by))
+    return RemoveLines(1, "remove_lines", group[0].index, group[-1].index).call, names
+
+
+def _comment(names: tuple[str, ...]) -> str:
+    return f"{names[0]}: {_WHY[names[0]]}" if len(names) == 1 else ", ".join(names)
