@@ -1,4 +1,4 @@
-"""A completions server on localhost that answers as each test chooses: the environment the HTTP
+"""A completions (and chat completions) server on localhost that answers as each test chooses: the environment the HTTP
 engine meets in the wild (slow, failing, hanging up), written here so that tests can make it
 misbehave on purpose."""
 
@@ -49,7 +49,8 @@ class FakeServer:
 
             def do_POST(self):  # noqa: N802
                 payload = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = payload["prompt"]
+                chat = "messages" in payload  # a chat request's KEY is its last message's content
+                prompt = payload["messages"][-1]["content"] if chat else payload["prompt"]
                 key = prompt if isinstance(prompt, str) else fake.read_ids(prompt)
                 with fake.lock:
                     fake.attempts[key] += 1
@@ -65,7 +66,9 @@ class FakeServer:
                     time.sleep(action[1])
                 elif isinstance(action, tuple):
                     return self.reply(action[1], action[2])
-                self.reply(200, {"choices": [{"index": 0, "text": fake.reply_text(key), "finish_reason": "stop"}],
+                choice = {"message": {"role": "assistant", "content": fake.reply_text(key)}} if chat else {
+                    "text": fake.reply_text(key)}
+                self.reply(200, {"choices": [{"index": 0, "finish_reason": "stop"} | choice],
                                  "usage": {"prompt_tokens": 7, "completion_tokens": 3}})
 
             def reply(self, status, body):

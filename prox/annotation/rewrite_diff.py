@@ -20,7 +20,8 @@ from prox.execution.chunk_level import execute_chunk, merge_ranges
 from prox.language import KeepChunk, Normalize, RemoveLines, load_language, parse_program
 
 _CLEAN = re.compile(r"\[clean\]\n?(.*?)\n?\[/clean\]", re.DOTALL)
-_PAIRED = 0.5  # a rewritten line is the same line shortened when it keeps at least this share of its characters
+_PAIRED = 0.8  # shares of characters (_shares) that make a rewritten line an original one shortened or lengthened
+_SIMILAR = 0.5  # ... or that line substituted (left alone)
 
 
 @dataclass
@@ -75,29 +76,44 @@ def _align(original: list[str], rewritten: list[str], first: int, document: str,
 
 
 def _pair(original: list[str], rewritten: list[str], first: int, document: str, derivation: Derivation) -> None:
-    """Pairs each original line of a changed block with the rewritten line made from it, in order.
-    An original line that no rewritten line comes from is removed when the next original line pairs
-    with the waiting rewritten line, and is a substitution (left alone) otherwise."""
-    i = j = 0
-    while i < len(original):
-        if j < len(rewritten) and _shortened(original[i], rewritten[j]):
-            _deletions_in(original[i], rewritten[j], first + i, document, derivation)
-            i, j = i + 1, j + 1
-        elif j < len(rewritten) and not (i + 1 < len(original) and _shortened(original[i + 1], rewritten[j])):
+    """Pairs each original line of a changed block with the rewritten line made from it, in order:
+    rewritten lines passed over are insertions; an original line that none comes from is a
+    substitution when the next rewritten line resembles it, else it is removed."""
+    j = 0
+    for i, line in enumerate(original):
+        k = next((k for k in range(j, len(rewritten)) if _made_from(line, rewritten[k])), None)
+        if k is not None:
+            derivation.discarded["insertions"] += k - j
+            _deletions_in(line, rewritten[k], first + i, document, derivation)
+            j = k + 1
+        elif j < len(rewritten) and _substituted(line, rewritten[j]):
             derivation.discarded["substitutions"] += 1
-            i, j = i + 1, j + 1
+            j += 1
         else:
             derivation.removed.append(first + i)
-            i += 1
     if j < len(rewritten):
         derivation.discarded["insertions"] += len(rewritten) - j
+    if not derivation.discarded["insertions"]:
+        del derivation.discarded["insertions"]
 
 
-def _shortened(line: str, rewritten: str) -> bool:
-    """Whether `rewritten` is mostly made of `line`'s characters."""
+def _shares(line: str, rewritten: str) -> tuple[float, float]:
+    """The share of `rewritten` that comes from `line`, and of `line` found in `rewritten` (runs of 4
+    or more characters)."""
     blocks = SequenceMatcher(None, line, rewritten, autojunk=False).get_matching_blocks()
-    matched = sum(block.size for block in blocks)
-    return matched > 0 and matched >= _PAIRED * len(rewritten.strip())
+    matched = sum(block.size for block in blocks if block.size >= 4)
+    return matched / max(len(rewritten.strip()), 1), matched / max(len(line.strip()), 1)
+
+
+def _made_from(line: str, rewritten: str) -> bool:
+    """Whether `rewritten` is `line` shortened (nearly all of it comes from the line), or lengthened
+    (nearly all of the line is in it, and it is mostly the line)."""
+    from_line, of_line = _shares(line, rewritten)
+    return from_line >= _PAIRED or (of_line >= _PAIRED and from_line >= _SIMILAR)
+
+
+def _substituted(line: str, rewritten: str) -> bool:
+    return min(_shares(line, rewritten)) >= _SIMILAR
 
 
 def _deletions_in(line: str, rewritten: str, index: int, document: str, derivation: Derivation) -> None:
