@@ -7,9 +7,11 @@ import click
 from prox import __version__
 from prox.cli.annotate import annotate
 from prox.cli.apply import apply
+from prox.cli.evaluate import evaluate
 from prox.cli.refine import refine
 from prox.cli.serve import serve
 from prox.cli.stats import stats
+from prox.cli.train import train
 from prox.cli.verify import verify
 
 
@@ -26,3 +28,5 @@ main.add_command(stats)
 main.add_command(verify)
 main.add_command(serve)
 main.add_command(annotate)
+main.add_command(train)
+main.add_command(evaluate)

@@ -1,0 +1,33 @@
+"""Where the programs scored by prox eval come from: a model asked for each annotated prompt now,
+or the programs a finished refine run stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from prox.engines import EngineSpec, GenerationSettings, Prompt
+
+
+def model_programs(rows: list[dict], spec: EngineSpec, max_new_tokens: int) -> list[str | None]:
+    """The model's program for each row's prompt (sent as its stored ids, as refine sends them);
+    None where the engine could not serve the prompt."""
+    engine = spec.create()
+    completions = engine.generate([Prompt(ids=tuple(row["prompt_token_ids"])) for row in rows],
+                                  GenerationSettings(max_new_tokens))
+    return [None if completion.error else completion.text for completion in completions]
+
+
+def run_programs(output: str | Path) -> dict[str, dict]:
+    """A finished run's programs by document id: {"doc": doc_program, "chunk": chunk_program}."""
+    folder = Path(output)
+    found: dict[str, dict] = {}
+    for path in sorted(folder.rglob("*.parquet")):
+        if path.relative_to(folder).parts[0] in ("logs", "prompts"):
+            continue
+        table = pq.read_table(path, columns=["id", "metadata"])
+        for row in table.to_pylist():
+            metadata = row["metadata"] or {}
+            found[row["id"]] = {"doc": metadata.get("doc_program"), "chunk": metadata.get("chunk_program")}
+    return found
