@@ -9,7 +9,8 @@ import pytest
 from completion_server import FakeServer
 from conftest import ROOT, run_prox
 
-from prox.annotation.rewrite_diff import derive
+from prox.annotation.chunk_programs import checked_example
+from prox.annotation.rewrite_diff import Derived, derive
 from prox.engines.rules import doc_program
 from prox.execution import Policy, execute_programs
 from prox.language import Category
@@ -198,11 +199,23 @@ def test_rewrite_keeps_only_deletions_on_real_documents():
         rewritten[changed] = rewritten[changed].replace(rewritten[changed].split()[1], "banana", 1)
         rewrite = "\n".join(rewritten)
         derived = derive(text, range(len(lines)), rewrite)
-        assert not hasattr(derived, "category"), derived
-        example, discarded = derived
-        assert list(example.removed_lines) == removed
-        assert discarded["insertions"] >= 1 and discarded["substitutions"] >= 1
-        result = execute_programs(text, None, example.program, Policy(threshold_2=1.1, min_words=-1))
-        assert result.text == "\n".join(expected_line if i == edited else line
-                                        for i, line in enumerate(lines) if i not in removed)
+        assert isinstance(derived, Derived), derived
+        assert list(derived.removed_lines) == removed
+        assert derived.discarded["insertions"] >= 1 and derived.discarded["substitutions"] >= 1
+        expected = "\n".join(expected_line if i == edited else line for i, line in enumerate(lines) if i not in removed)
+        assert derived.expected == expected
+        result = execute_programs(text, None, derived.program, Policy(threshold_2=1.1, min_words=-1))
+        assert result.text == expected
+        checked = checked_example(text, range(len(lines)), derived.program, derived.removed_lines, 1.0,
+                                  expected=derived.expected)
+        assert checked.program == derived.program
     assert tried >= 5
+
+
+def test_rewrite_edge_cases():
+    """A short line edited stays, blank lines the teacher dropped stay, moved lines are refused."""
+    text = "Q1\nWhat is two plus two? It is four.\n\n\n(c) 2023 Foo Corp. All rights reserved."
+    derived = derive(text, range(5), "Q1.\nWhat is two plus two? It is four.\n")
+    assert derived.removed_lines == (4,) and derived.expected == "Q1\nWhat is two plus two? It is four.\n\n"
+    moved = derive("Intro line here\nBody text goes here.", range(2), "Body text goes here.\nIntro line here")
+    assert moved.category == "rewrite_mismatch"

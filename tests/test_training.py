@@ -31,12 +31,37 @@ def test_key_tokens_weigh_more(llama_tokenizer):
     spans = [completion[a:b] for a, b in key_spans(completion)]
     assert spans == ["remove_lines", "3", "12", "normalize", '" Read more"', '""']
     row = {"prompt_token_ids": [1, 2, 3], "completion": completion}
-    (example,) = build_examples([row], llama_tokenizer, key_token_weight=4.0)
+    (example,), too_long = build_examples([row], llama_tokenizer, key_token_weight=4.0)
+    assert too_long == 0 and build_examples([row], llama_tokenizer, max_length=len(example.input_ids) - 1) == ([], 1)
     assert example.input_ids[:3] == [1, 2, 3] and example.input_ids[-1] == llama_tokenizer.eos_token_id
     assert example.weights[:3] == [0.0, 0.0, 0.0] and set(example.weights[3:]) == {1.0, 4.0}
     pieces = llama_tokenizer.convert_ids_to_tokens(example.input_ids[3:-1])
     weighed = "".join(p for p, w in zip(pieces, example.weights[3:-1], strict=True) if w == 4.0)
     assert "line_start" not in weighed and "remove" in weighed and "Read" in weighed
+
+
+def test_batched_loss_equals_each_example_alone(tmp_path, llama_tokenizer):
+    """Left padding, position ids and the last positions' logits give each example's own loss."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from prox.training.fine_tune import Collator, weighted_loss
+
+    model = AutoModelForCausalLM.from_pretrained(random_llama(tmp_path / "model", llama_tokenizer))
+    rows = [{"prompt_token_ids": list(range(5, 45)), "completion": "keep_doc()"},
+            {"prompt_token_ids": list(range(7, 19)), "completion": "remove_lines(line_start=3, line_end=12)"}]
+    examples, _ = build_examples(rows, llama_tokenizer, key_token_weight=2.0)
+    collate = Collator(0)
+    with torch.no_grad():
+        batched, _ = weighted_loss(model, collate(examples))
+        alone = [weighted_loss(model, collate([e]))[0] for e in examples]
+        full_logits = model(torch.tensor([examples[0].input_ids])).logits[0, :-1]
+    weights = [torch.tensor(e.weights[1:]) for e in examples]
+    expected = sum(loss * w.sum() for loss, w in zip(alone, weights, strict=True)) / sum(w.sum() for w in weights)
+    assert torch.allclose(batched, expected, atol=1e-5)
+    by_hand = torch.nn.functional.cross_entropy(full_logits, torch.tensor(examples[0].input_ids[1:]),
+                                                reduction="none")
+    assert torch.allclose(alone[0], (by_hand * weights[0]).sum() / weights[0].sum(), atol=1e-5)
 
 
 def test_annotate_train_eval_refine(tmp_path, annotated, llama_tokenizer):

@@ -3,8 +3,10 @@
 The rewrite is aligned with the chunk line by line (difflib). Lines the teacher left out become
 `remove_lines`; text deleted inside a line becomes `normalize(source_str=..., target_str="")`
 when that text occurs once in the document (else it would be deleted elsewhere too, and the deletion
-is left out). Insertions and substitutions are discarded: the derived program never adds a word.
-The program is then run on the document, and must give exactly the chunk with the deletions kept.
+is left out). Insertions and substitutions are discarded, and blank lines the teacher dropped are
+kept: the derived program never adds a word. A rewrite that moves lines is refused: a moved line
+would look removed. The program's expected result (the chunk with the kept deletions) comes along,
+to be checked by running the program (chunk_programs.checked_example).
 """
 
 from __future__ import annotations
@@ -14,24 +16,39 @@ from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from prox.annotation.chunk_programs import _RUN_POLICY, ChunkExample
+from prox.annotation.chunk_programs import program_of
 from prox.annotation.refusals import NO_TEXT, REWRITE_MISMATCH, Refused
-from prox.execution.chunk_level import execute_chunk, merge_ranges
-from prox.language import KeepChunk, Normalize, RemoveLines, load_language, parse_program
+from prox.language import Normalize
 
 _CLEAN = re.compile(r"\[clean\]\n?(.*?)\n?\[/clean\]", re.DOTALL)
 _PAIRED = 0.8  # shares of characters (_shares) that make a rewritten line an original one shortened or lengthened
 _SIMILAR = 0.5  # ... or that line substituted (left alone)
+_RUN = 4  # characters in a row that count as shared (fewer in a shorter line)
+
+
+@dataclass(frozen=True)
+class Derived:
+    program: str
+    removed_lines: tuple[int, ...]  # document lines
+    expected: str  # the document after the program: the chunk with the kept deletions
+    discarded: Counter  # insertions, substitutions, ambiguous deletions
 
 
 @dataclass
-class Derivation:
-    """What the derivation kept and left out."""
-
+class _Derivation:
     removed: list[int] = field(default_factory=list)  # document lines
     deletions: list[str] = field(default_factory=list)  # texts deleted inside lines, once each
     expected: dict[int, str] = field(default_factory=dict)  # a line's text after its deletions
-    discarded: Counter = field(default_factory=Counter)  # insertions, substitutions, ambiguous deletions
+    inserted: set[str] = field(default_factory=set)  # rewritten lines that come from no original one
+    discarded: Counter = field(default_factory=Counter)
+
+    def remove(self, index: int, line: str) -> None:
+        if line.strip():  # a blank line the teacher dropped is tidying, not noise
+            self.removed.append(index)
+
+    def insert(self, lines: list[str]) -> None:
+        self.discarded["insertions"] += len(lines)
+        self.inserted.update(line.strip() for line in lines)
 
 
 def read_rewrite(answer: str) -> str | Refused:
@@ -41,41 +58,37 @@ def read_rewrite(answer: str) -> str | Refused:
     return found.group(1)
 
 
-def derive(document: str, lines: range, rewrite: str) -> tuple[ChunkExample, Counter] | Refused:
-    """The deletion-only program that takes `lines` of `document` to `rewrite` without its additions,
-    and what was discarded (by kind); Refused when running it gives anything else."""
+def derive(document: str, lines: range, rewrite: str) -> Derived | Refused:
+    """The deletion-only program that takes `lines` of `document` to `rewrite` without its additions."""
     document_lines = document.split("\n")
     original = document_lines[lines.start : lines.stop]
-    derivation = Derivation()
+    derivation = _Derivation()
     _align(original, rewrite.split("\n"), lines.start, document, derivation)
-    ranges = merge_ranges([(line, line) for line in derivation.removed])
-    calls = [RemoveLines(1, "remove_lines", start, end).call for start, end in ranges]
-    calls += [Normalize(1, "normalize", text, "").call for text in derivation.deletions]
-    program = "\n".join(calls) or KeepChunk(1, "keep_chunk").call
-    expected = "\n".join(derivation.expected.get(i, line) for i, line in enumerate(document_lines)
-                         if i not in set(derivation.removed))
-    result = execute_chunk(document, parse_program(program, "chunk"), _RUN_POLICY, load_language().limits)
-    if result.diagnostics or result.text != expected:
-        problem = result.diagnostics[0].message if result.diagnostics else "its result differs from the rewrite's"
-        return Refused(REWRITE_MISMATCH, f"the derived program does not reproduce the deletions: {problem}")
-    removed = tuple(line for start, end in ranges for line in range(start, end + 1))
-    return ChunkExample(program, removed), derivation.discarded
+    moved = [i for i in derivation.removed if document_lines[i].strip() in derivation.inserted]
+    if moved:
+        return Refused(REWRITE_MISMATCH, f"the rewrite moves line {moved[0]}: prox keeps the lines' order")
+    program, removed = program_of([(line, line) for line in derivation.removed],
+                                  [Normalize(1, "normalize", text, "") for text in derivation.deletions])
+    gone = set(removed)
+    expected = "\n".join(derivation.expected.get(i, line) for i, line in enumerate(document_lines) if i not in gone)
+    return Derived(program, removed, expected, +derivation.discarded)
 
 
-def _align(original: list[str], rewritten: list[str], first: int, document: str, derivation: Derivation) -> None:
+def _align(original: list[str], rewritten: list[str], first: int, document: str, derivation: _Derivation) -> None:
     """Walks the line alignment: equal lines stay, left-out lines are removed, changed lines are paired."""
     matcher = SequenceMatcher(None, [line.strip() for line in original], [line.strip() for line in rewritten],
                               autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "delete":
-            derivation.removed += range(first + i1, first + i2)
+            for i in range(i1, i2):
+                derivation.remove(first + i, original[i])
         elif tag == "insert":
-            derivation.discarded["insertions"] += j2 - j1
+            derivation.insert(rewritten[j1:j2])
         elif tag == "replace":
             _pair(original[i1:i2], rewritten[j1:j2], first + i1, document, derivation)
 
 
-def _pair(original: list[str], rewritten: list[str], first: int, document: str, derivation: Derivation) -> None:
+def _pair(original: list[str], rewritten: list[str], first: int, document: str, derivation: _Derivation) -> None:
     """Pairs each original line of a changed block with the rewritten line made from it, in order:
     rewritten lines passed over are insertions; an original line that none comes from is a
     substitution when the next rewritten line resembles it, else it is removed."""
@@ -83,25 +96,23 @@ def _pair(original: list[str], rewritten: list[str], first: int, document: str, 
     for i, line in enumerate(original):
         k = next((k for k in range(j, len(rewritten)) if _made_from(line, rewritten[k])), None)
         if k is not None:
-            derivation.discarded["insertions"] += k - j
+            derivation.insert(rewritten[j:k])
             _deletions_in(line, rewritten[k], first + i, document, derivation)
             j = k + 1
-        elif j < len(rewritten) and _substituted(line, rewritten[j]):
+        elif j < len(rewritten) and min(_shares(line, rewritten[j])) >= _SIMILAR:
             derivation.discarded["substitutions"] += 1
             j += 1
         else:
-            derivation.removed.append(first + i)
-    if j < len(rewritten):
-        derivation.discarded["insertions"] += len(rewritten) - j
-    if not derivation.discarded["insertions"]:
-        del derivation.discarded["insertions"]
+            derivation.remove(first + i, line)
+    derivation.insert(rewritten[j:])
 
 
 def _shares(line: str, rewritten: str) -> tuple[float, float]:
-    """The share of `rewritten` that comes from `line`, and of `line` found in `rewritten` (runs of 4
-    or more characters)."""
+    """The share of `rewritten` that comes from `line`, and of `line` found in `rewritten`, counting
+    runs of _RUN characters or more (or the whole of a shorter line)."""
+    run = min(_RUN, len(line.strip()) or 1, len(rewritten.strip()) or 1)
     blocks = SequenceMatcher(None, line, rewritten, autojunk=False).get_matching_blocks()
-    matched = sum(block.size for block in blocks if block.size >= 4)
+    matched = sum(block.size for block in blocks if block.size >= run)
     return matched / max(len(rewritten.strip()), 1), matched / max(len(line.strip()), 1)
 
 
@@ -109,14 +120,10 @@ def _made_from(line: str, rewritten: str) -> bool:
     """Whether `rewritten` is `line` shortened (nearly all of it comes from the line), or lengthened
     (nearly all of the line is in it, and it is mostly the line)."""
     from_line, of_line = _shares(line, rewritten)
-    return from_line >= _PAIRED or (of_line >= _PAIRED and from_line >= _SIMILAR)
+    return bool(line.strip()) and (from_line >= _PAIRED or (of_line >= _PAIRED and from_line >= _SIMILAR))
 
 
-def _substituted(line: str, rewritten: str) -> bool:
-    return min(_shares(line, rewritten)) >= _SIMILAR
-
-
-def _deletions_in(line: str, rewritten: str, index: int, document: str, derivation: Derivation) -> None:
+def _deletions_in(line: str, rewritten: str, index: int, document: str, derivation: _Derivation) -> None:
     """Keeps the spans of `line` the rewrite deleted (when each occurs once in the document)."""
     kept_line = []
     for tag, i1, i2, _, _ in SequenceMatcher(None, line, rewritten, autojunk=False).get_opcodes():

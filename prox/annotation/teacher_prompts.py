@@ -44,9 +44,30 @@ def load_teacher_prompts() -> dict[str, TeacherPrompt]:
         prompt = TeacherPrompt(**raw)
         if prompt.task not in TASKS:
             raise ValueError(f"{path.name}: task {prompt.task!r} is not one of {', '.join(TASKS)}")
+        if prompt.name in prompts:
+            raise ValueError(f"{path.name}: another file of programs/teacher/ is already named {prompt.name!r}")
         prompts[prompt.name] = prompt
     return prompts
 
 
-def prompts_for(task: str) -> list[TeacherPrompt]:
-    return [p for p in load_teacher_prompts().values() if p.task == task]
+def prompts_for(task: str, language: str) -> list[TeacherPrompt]:
+    """The prompts of `task` written in `language`."""
+    return [p for p in load_teacher_prompts().values() if p.task == task and p.language == language]
+
+
+def check_prompts(language: str, stages: tuple[str, ...], method: str) -> None:
+    """Raises ValueError unless programs/teacher/ has what an annotation in `language` asks: one
+    doc_scores prompt, and one chunk_rewrite prompt or chunk_programs prompts of distinct kinds."""
+    needs = {"doc_scores": "doc" in stages, "chunk_rewrite": "chunk" in stages and method == "rewrite",
+             "chunk_programs": "chunk" in stages and method == "programs"}
+    for task, needed in needs.items():
+        found = prompts_for(task, language)
+        if needed and not found:
+            raise ValueError(f"programs/teacher/ has no {task} prompt in language {language!r}: copy the English "
+                             "one, translate it, and set its language")
+        if needed and task != "chunk_programs" and len(found) > 1:
+            raise ValueError(f"programs/teacher/ has {len(found)} {task} prompts in language {language!r}: "
+                             f"{', '.join(p.name for p in found)}; keep one")
+        kinds = [p.kind for p in found]
+        if needed and task == "chunk_programs" and len(set(kinds)) != len(kinds):
+            raise ValueError(f"two chunk_programs prompts in language {language!r} look for the same kind of noise")

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from prox.annotation.teacher_prompts import TeacherPrompt
 from prox.engines.base import Completion, GenerationSettings, Prompt
-from prox.engines.rules import chunk_calls, failed_rule
+from prox.engines.rules import chunk_calls, failed_rule, numbered_lines
 from prox.execution import Policy, execute_programs
 from prox.language import DropDoc, KeepChunk
 
@@ -85,11 +85,11 @@ class RulesTeacher:
             wanted = set(request.prompt.rules)
             return "\n".join(call for call, names in calls if names[0] in wanted) or KeepChunk(1, "keep_chunk").call
         program = "\n".join(call for call, _ in calls)
-        lines = [line.split("]", 1)[1] for line in request.subject.split("\n")]
-        first = int(request.subject[1 : request.subject.index("]")])
-        offset = "\n" * first  # the calls name the document's line numbers
-        cleaned = execute_programs(offset + "\n".join(lines), None, program, Policy(threshold_2=1.1, min_words=-1))
-        return "[clean]\n" + cleaned.text[first:] + "\n[/clean]"
+        numbered = numbered_lines(request.subject)
+        offset = "\n" * numbered[0][0]  # the calls name the document's line numbers
+        cleaned = execute_programs(offset + "\n".join(line for _, line in numbered), None, program,
+                                   Policy(threshold_2=1.1, min_words=-1))
+        return "[clean]\n" + cleaned.text[len(offset):] + "\n[/clean]"
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class TeacherSpec:
     """What it takes to build a teacher inside a task (a chat teacher holds connections and cannot be
     pickled). The chat teacher's key comes from the environment (PROX_API_KEY or OPENAI_API_KEY)."""
 
-    kind: str  # "chat" or "rules"
+    kind: str = "chat"  # "chat" or "rules"
     model: str = ""
     endpoint: str = ""
     concurrency: int = 64

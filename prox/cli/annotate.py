@@ -6,96 +6,103 @@ from __future__ import annotations
 import click
 from datatrove.io import get_datafolder
 
-from prox.annotation.doc_labels import LabelRule
+from prox.annotation.teacher_prompts import check_prompts
 from prox.annotation.teachers import TeacherSpec
 from prox.cli.jobs import run_job
-from prox.cli.options import config_option, run_options
-from prox.cli.refine import stages_of
+from prox.cli.options import config_option, option_group, run_options
 from prox.engines import BUNDLED_TOKENIZER, load_tokenizer
 from prox.pipeline import ShardReader, ShardStats, ShardWriter
 from prox.pipeline.annotate_documents import METHODS, AnnotateDocuments, AnnotationSettings
 
-_DEFAULT_RULE = LabelRule()
+_DEFAULT = AnnotationSettings()
+_DEFAULT_TEACHER = TeacherSpec("chat")
+
+_TEACHER_OPTIONS = [
+    click.option("--teacher", type=click.Choice(["chat", "rules"]), default="chat", show_default=True,
+                 help="chat: an instruct model on an OpenAI-compatible server (--teacher-endpoint, --teacher-model); "
+                 "rules: prox's heuristic filters and line rules (offline; a baseline and for tests)."),
+    click.option("--teacher-endpoint", "endpoint", default="", help="Base URL of the teacher's server, e.g. "
+                 "http://gpu-box:8000 (several, comma-separated, share the requests). Its key: PROX_API_KEY or "
+                 "OPENAI_API_KEY in the environment."),
+    click.option("--teacher-model", "model", default="",
+                 help="The teacher's name on its server, e.g. meta-llama/Llama-3.1-70B-Instruct."),
+    click.option("--teacher-concurrency", "concurrency", type=click.IntRange(min=1),
+                 default=_DEFAULT_TEACHER.concurrency, show_default=True, help="Teacher requests in flight."),
+    click.option("--teacher-timeout", "timeout", type=click.FloatRange(min=0.1), default=_DEFAULT_TEACHER.timeout,
+                 show_default=True, help="Seconds before a teacher request is abandoned and retried."),
+    click.option("--teacher-retries", "retries", type=click.IntRange(min=0), default=_DEFAULT_TEACHER.retries,
+                 show_default=True, help="Retries of a teacher request after a connection error, timeout or 5xx; "
+                 "then the task fails and a rerun resumes it."),
+]
+_ANNOTATION_OPTIONS = [
+    click.option("--stage", type=click.Choice(["doc", "chunk", "all"]), default=_DEFAULT.stage, show_default=True,
+                 help="Which stages to annotate."),
+    click.option("--method", type=click.Choice(METHODS), default=_DEFAULT.method, show_default=True,
+                 help="Chunk level. programs: the teacher writes a program per kind of noise "
+                 "(programs/teacher/chunk_*.yaml), merged; rewrite: the teacher returns the cleaned chunk and prox "
+                 "keeps only its deletions, as a program."),
+    click.option("--teacher-language", "language", default=_DEFAULT.language, show_default=True,
+                 help="Ask the teacher with the prompts of programs/teacher/ written in this language (their "
+                 "`language:`)."),
+    click.option("--keep-educational", type=click.IntRange(0, 5), default=_DEFAULT.keep_educational,
+                 show_default=True, help="Label keep_doc() when the educational score is at least this ..."),
+    click.option("--keep-educational-with-format", type=click.IntRange(0, 5),
+                 default=_DEFAULT.keep_educational_with_format, show_default=True,
+                 help="... or at least this with a format score of at least --keep-format."),
+    click.option("--keep-format", type=click.IntRange(0, 5), default=_DEFAULT.keep_format, show_default=True,
+                 help="See --keep-educational-with-format."),
+    click.option("--max-removal", type=click.FloatRange(0, 1), default=_DEFAULT.max_removal, show_default=True,
+                 help="Refuse a chunk program that removes more than this share of the chunk's words."),
+    click.option("--validation-share", type=click.FloatRange(0, 1), default=_DEFAULT.validation_share,
+                 show_default=True,
+                 help="Share of documents held out as the validation split (chosen by id: stable across reruns)."),
+]
 
 
 @click.command()
 @config_option
 @run_options
-@click.option("--teacher", type=click.Choice(["chat", "rules"]), default="chat", show_default=True,
-              help="chat: an instruct model on an OpenAI-compatible server (--teacher-endpoint, --teacher-model); "
-              "rules: prox's heuristic filters and line rules (offline; a baseline and for tests).")
-@click.option("--teacher-endpoint", default=None, help="Base URL of the teacher's server, e.g. http://gpu-box:8000 "
-              "(several, comma-separated, share the requests). Its key: PROX_API_KEY or OPENAI_API_KEY.")
-@click.option("--teacher-model", default=None, help="The teacher's name on its server, e.g. "
-              "meta-llama/Llama-3.1-70B-Instruct.")
-@click.option("--teacher-concurrency", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Teacher requests in flight.")
-@click.option("--teacher-timeout", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
-              help="Seconds before a teacher request is abandoned and retried.")
-@click.option("--teacher-retries", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Retries of a teacher request after a connection error, timeout or 5xx; then the task "
-              "fails and a rerun resumes it.")
-@click.option("--stage", type=click.Choice(["doc", "chunk", "all"]), default="all", show_default=True,
-              help="Which stages to annotate.")
-@click.option("--method", type=click.Choice(METHODS), default="programs", show_default=True,
-              help="Chunk level. programs: the teacher writes a program per kind of noise "
-              "(programs/teacher/chunk_*.yaml), merged; rewrite: the teacher returns the cleaned chunk and prox "
-              "keeps only its deletions, as a program.")
+@option_group(_TEACHER_OPTIONS, TeacherSpec, "teacher")
+@option_group(_ANNOTATION_OPTIONS, AnnotationSettings, "annotation")
 @click.option("--tokenizer", default=BUNDLED_TOKENIZER, show_default="the published refiners' (bundled)",
               help="Tokenizer of the refiner you will train: prompts are built with it, exactly as prox refine "
               "builds them for that model.")
 @click.option("--domain", type=click.Choice(["web", "math"]), default="web", show_default=True,
               help="Which refine prompt pieces the examples use (programs/prompts/DOMAIN.yaml).")
-@click.option("--keep-educational", type=click.IntRange(0, 5), default=_DEFAULT_RULE.educational, show_default=True,
-              help="Label keep_doc() when the educational score is at least this ...")
-@click.option("--keep-educational-with-format", type=click.IntRange(0, 5),
-              default=_DEFAULT_RULE.educational_with_format, show_default=True,
-              help="... or at least this with a format score of at least --keep-format.")
-@click.option("--keep-format", type=click.IntRange(0, 5), default=_DEFAULT_RULE.format, show_default=True,
-              help="See --keep-educational-with-format.")
-@click.option("--max-removal", type=click.FloatRange(0, 1), default=0.8, show_default=True,
-              help="Refuse a chunk program that removes more than this share of the chunk's words.")
-@click.option("--validation-share", type=click.FloatRange(0, 1), default=0.1, show_default=True,
-              help="Share of documents held out as the validation split (chosen by id: stable across reruns).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Documents per batch of teacher requests.")
 @click.option("--limit", type=int, default=-1, help="Read at most this many documents per task (a preview).")
 @click.option("--truncate-document", is_flag=True, help="Cut long documents instead of the doc-stage prompt "
               "(as prox refine --truncate-document; use the same in both).")
 def annotate(input_path: str, output_path: str, text_key: str, id_key: str, tasks: int, workers: int,
-             overwrite: bool, teacher: str, teacher_endpoint: str | None, teacher_model: str | None,
-             teacher_concurrency: int, teacher_timeout: float, teacher_retries: int, stage: str, method: str,
-             tokenizer: str, domain: str, keep_educational: int, keep_educational_with_format: int,
-             keep_format: int, max_removal: float, validation_share: float, batch_size: int, limit: int,
-             truncate_document: bool) -> None:
+             overwrite: bool, teacher: TeacherSpec, annotation: AnnotationSettings, tokenizer: str, domain: str,
+             batch_size: int, limit: int, truncate_document: bool) -> None:
     """Build a fine-tuning set for refiners from INPUT's documents into OUTPUT: a Hugging Face dataset
     (parquet; configs "doc" and "chunk", splits train and validation; datasets.load_dataset(OUTPUT, "doc")
     opens it), the refused answers in OUTPUT/refused/, counts in OUTPUT/stats.json. Rerun the same
     command to resume."""
-    if teacher == "chat" and not (teacher_endpoint and teacher_model):
+    if teacher.kind == "chat" and not (teacher.endpoint and teacher.model):
         raise click.UsageError("--teacher chat needs --teacher-endpoint URL and --teacher-model NAME "
                                "(or --teacher rules, offline)")
-    spec = TeacherSpec(teacher, teacher_model or "", teacher_endpoint or "", teacher_concurrency, teacher_timeout,
-                       teacher_retries)
-    settings = AnnotationSettings(stages_of(stage), method, LabelRule(keep_educational, keep_educational_with_format,
-                                                                      keep_format), max_removal, validation_share)
+    try:
+        check_prompts(annotation.language, annotation.stages, annotation.method)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
 
     def pipeline(shards: list[str]) -> list:
         load_tokenizer(tokenizer)  # fail here, with one clear message, rather than inside a task
         return [
             ShardReader(input_path, output_path, shards, text_key=text_key, id_key=id_key, limit=limit,
                         job="annotations"),
-            AnnotateDocuments(spec, tokenizer, domain, batch_size, truncate_document, settings),
+            AnnotateDocuments(teacher, tokenizer, domain, batch_size, truncate_document, annotation),
             ShardWriter(output_path, "annotations"),
             ShardStats(output_path, job="annotations"),
         ]
 
-    run_settings = {"command": "annotate", "teacher": teacher, "teacher_model": teacher_model, "stages": list(
-        settings.stages), "method": method, "tokenizer": tokenizer, "domain": domain,
-        "label_rule": [keep_educational, keep_educational_with_format, keep_format], "max_removal": max_removal,
-        "validation_share": validation_share, "truncate_document": truncate_document, "text_key": text_key,
-        "id_key": id_key, "limit": limit}
-    stats = run_job(input_path, output_path, pipeline, run_settings, tasks=tasks, workers=workers, job="annotations",
+    settings = {"command": "annotate", "teacher": teacher.kind, "teacher_model": teacher.model,
+                "annotation": annotation.to_dict(), "tokenizer": tokenizer, "domain": domain,
+                "truncate_document": truncate_document, "text_key": text_key, "id_key": id_key, "limit": limit}
+    stats = run_job(input_path, output_path, pipeline, settings, tasks=tasks, workers=workers, job="annotations",
                     overwrite=overwrite)
     write_dataset_card(output_path)
     if not stats["ran_shards"]:

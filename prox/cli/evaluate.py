@@ -42,17 +42,23 @@ def evaluate(data: str, model: str | None, run_output: str | None, stage: str | 
     stages = [stage] if stage else _stages(data, model)
     spec = load_prompts()
     report = {}
-    stored = run_programs(run_output) if run_output else None
+    try:
+        stored = run_programs(run_output) if run_output else None
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     for name in stages:
         rows = split_rows(data, name, split)
         if not rows:
-            raise click.ClickException(f"{data} has no {name}/{split}/*.parquet rows")
+            raise click.ClickException(f"{data} has no {name}/{split}/*.parquet rows (is it prox annotate's output?)")
         missing = 0
         if stored is not None:  # rows the run wrote no program for (a document the doc stage dropped) are left out
             programs = [stored.get(row["id"], {}).get(name) for row in rows]
             missing = sum(program is None for program in programs)
             rows, programs = [r for r, p in zip(rows, programs, strict=True) if p is not None], [
                 p for p in programs if p is not None]
+            if not rows:
+                raise click.ClickException(f"none of the {missing} {name}-level examples of {data} ({split}) has a "
+                                           f"{name} program in {run_output}: was it refined from the same documents?")
         else:
             limit = max_new_tokens or (spec.doc.max_new_tokens if name == "doc" else spec.chunk.max_new_tokens)
             try:
@@ -60,7 +66,9 @@ def evaluate(data: str, model: str | None, run_output: str | None, stage: str | 
                 programs = model_programs(rows, specs[name], limit)
             except (ModelNotFoundError, EngineError) as error:
                 raise click.ClickException(str(error)) from error
-        report[name] = _score(name, rows, programs) | ({"without_program": missing} if stored is not None else {})
+        report[name] = _score(name, rows, programs, whole_documents=stored is not None)
+        if stored is not None:
+            report[name]["without_program"] = missing
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -68,21 +76,31 @@ def evaluate(data: str, model: str | None, run_output: str | None, stage: str | 
 
 
 def _stages(data: str, model: str | None) -> list[str]:
-    recorded = Path(model or "") / "prox-train.json"
-    if model and recorded.is_file():
+    """The stage prox train recorded for `model`; for a run's programs, every stage `data` has."""
+    if model is not None:
+        recorded = Path(model) / "prox-train.json"
+        if not recorded.is_file():
+            raise click.UsageError(f"{model} does not say which stage it refines (no prox-train.json): give --stage")
         return [json.loads(recorded.read_text())["settings"]["stage"]]
-    return [s for s in ("doc", "chunk") if any((Path(data) / s).glob("*/*.parquet"))]
+    stages = [s for s in ("doc", "chunk") if any((Path(data) / s).glob("*/*.parquet"))]
+    if not stages:
+        raise click.ClickException(f"{data} holds no annotations (doc/ or chunk/ parquet files of prox annotate)")
+    return stages
 
 
-def _score(stage: str, rows: list[dict], programs: list[str | None]) -> dict:
+def _score(stage: str, rows: list[dict], programs: list[str | None], whole_documents: bool = False) -> dict:
+    """`whole_documents`: each program is its document's, as a run stores it, not its chunk's."""
     if stage == "doc":
         doc = DocScore()
         for row, program in zip(rows, programs, strict=True):
             doc.add(row["label"], program)
         return doc.report()
     chunk = ChunkScore()
+    counted: set[str] = set()  # a run's program serves all chunks of its document: its failures count once
     for row, program in zip(rows, programs, strict=True):
-        chunk.add(set(row["removed_lines"]), program, range(row["first_line"], row["last_line"] + 1))
+        chunk.add(set(row["removed_lines"]), program, range(row["first_line"], row["last_line"] + 1),
+                  count_failures=not whole_documents or row["id"] not in counted)
+        counted.add(row["id"])
     return chunk.report()
 
 

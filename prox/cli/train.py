@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
 from prox.engines import ModelNotFoundError
@@ -52,12 +50,9 @@ def train(**options) -> None:
         figures = fine_tune(settings, log=click.echo)
     except (DataError, ModelNotFoundError) as error:
         raise click.ClickException(str(error)) from error
+    except ImportError as error:  # transformers' Trainer without accelerate
+        raise click.ClickException(f"{error}; install prox's training extra: pip install 'prox[train]'") from error
     except OSError as error:  # a base model that is neither a folder nor reachable on the hub
         raise click.ClickException(f"cannot load {settings.base}: {error}") from error
     click.echo(f"trained {figures['steps']} steps on {figures['examples']} examples in {figures['seconds']:.0f} s "
                f"(train loss {figures['train_loss']:.4f}); the model is in {settings.output}")
-    import json
-    from pathlib import Path
-
-    (Path(settings.output) / "prox-train.json").write_text(json.dumps(
-        {"settings": dataclasses.asdict(settings), "figures": figures}, indent=2))

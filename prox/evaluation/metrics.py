@@ -68,8 +68,9 @@ class ChunkScore:
     examples: int = 0
     failures: Counter = field(default_factory=Counter)
 
-    def add(self, removed: set[int], program: str | None, lines: range) -> None:
-        failures_of(program, "chunk", self.failures)
+    def add(self, removed: set[int], program: str | None, lines: range, count_failures: bool = True) -> None:
+        if count_failures:
+            failures_of(program, "chunk", self.failures)
         predicted = removed_lines(program, lines) if program is not None else set()
         self.true_positives += len(predicted & removed)
         self.false_positives += len(predicted - removed)

@@ -10,14 +10,16 @@ stats. A document's examples all go to one split, chosen from its id, so reruns 
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
 
-from prox.annotation.chunk_programs import ChunkExample, checked_example, merged_program, read_program
+from prox.annotation.chunk_programs import ChunkExample, checked_example, chunk_text, merged_program, read_program
 from prox.annotation.doc_labels import LabelRule, read_scores
 from prox.annotation.refusals import EMPTY_TEXT, INPUT_ERROR, TEACHER_ERROR, Refused
 from prox.annotation.rewrite_diff import derive, read_rewrite
@@ -33,11 +35,25 @@ METHODS = ("programs", "rewrite")
 
 @dataclass(frozen=True)
 class AnnotationSettings:
-    stages: tuple[str, ...] = ("doc", "chunk")
+    stage: str = "all"  # "doc", "chunk" or "all"
     method: str = "programs"  # chunk level: "programs" (per kind of noise, merged) or "rewrite"
-    label_rule: LabelRule = field(default_factory=LabelRule)
+    keep_educational: int = 3  # the label rule (LabelRule)
+    keep_educational_with_format: int = 2
+    keep_format: int = 4
     max_removal: float = 0.8  # refuse a chunk program that removes more of the chunk's words than this
     validation_share: float = 0.1  # share of documents held out
+    language: str = "en"  # of the teacher's prompts (programs/teacher/*.yaml)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("doc", "chunk") if self.stage == "all" else (self.stage,)
+
+    @property
+    def label_rule(self) -> LabelRule:
+        return LabelRule(self.keep_educational, self.keep_educational_with_format, self.keep_format)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def split_of(document_id: str, validation_share: float) -> str:
@@ -89,10 +105,19 @@ class AnnotateDocuments(PipelineStep):
         models = dict.fromkeys(self.settings.stages, self.tokenizer)
         builders = prompt_builders(models, self.domain, self.truncate_document)
         teacher = self.teacher.create()
+        started, done = time.perf_counter(), Counter()
         try:
             for batch, end in batches(data, self.batch_size):
                 with self.track_time("batch"):
                     self._annotate(batch, builders, models, teacher)
+                for document in batch:
+                    record = document.metadata["prox_annotation"]
+                    done.update({"documents": 1, "examples": record.get("train", 0) + record.get("validation", 0),
+                                 "refused": sum(record["refused_by_category"].values())})
+                if batch:
+                    rate = done["documents"] / (time.perf_counter() - started)
+                    logger.info(f"annotate: {done['documents']} documents, {done['examples']} examples, "
+                                f"{done['refused']} answers refused, {rate:.1f} documents/s")
                 yield from batch
                 if end is not None:
                     yield end
@@ -135,14 +160,15 @@ class AnnotateDocuments(PipelineStep):
             record.finish()
 
     def _requests(self, document: Document, row: dict) -> list[TeacherRequest]:
+        language = self.settings.language
         if row["stage"] == "doc":
-            return [TeacherRequest(prompt, document.text) for prompt in prompts_for("doc_scores")[:1]]
+            return [TeacherRequest(prompt, document.text) for prompt in prompts_for("doc_scores", language)]
         lines = row["lines"]
         ends = lines.stop == document.text.count("\n") + 1
         if self.settings.method == "rewrite":
-            plain = "\n".join(document.text.split("\n")[lines.start : lines.stop])
-            return [TeacherRequest(p, row["subject"], plain, ends) for p in prompts_for("chunk_rewrite")[:1]]
-        return [TeacherRequest(p, row["subject"], ends_document=ends) for p in prompts_for("chunk_programs")]
+            plain = chunk_text(document.text, lines)
+            return [TeacherRequest(p, row["subject"], plain, ends) for p in prompts_for("chunk_rewrite", language)]
+        return [TeacherRequest(p, row["subject"], ends_document=ends) for p in prompts_for("chunk_programs", language)]
 
     def _doc_example(self, record: _Record, row: dict, pair: tuple[TeacherRequest, Completion], teacher: str) -> None:
         request, answer = pair
@@ -180,20 +206,21 @@ class AnnotateDocuments(PipelineStep):
                        last_line=lines.stop - 1, removed_lines=list(example.removed_lines), kinds=list(example.kinds))
 
     def _read_chunk_answer(self, text: str, lines: range, answer: Completion):
-        """A program (method programs), a derived example and what it discarded (rewrite), or Refused."""
+        """A program (method programs), a derived program with its expected result (rewrite), or Refused."""
         if answer.error:
             return Refused(TEACHER_ERROR, answer.error)
         if self.settings.method == "programs":
-            return read_program(answer.text, lines)
+            return read_program(answer.text, text, lines)
         rewrite = read_rewrite(answer.text)
         return rewrite if isinstance(rewrite, Refused) else derive(text, lines, rewrite)
 
     def _merged(self, record: _Record, text: str, lines: range, found: list) -> ChunkExample | Refused:
         max_removal = self.settings.max_removal
         if self.settings.method == "rewrite":
-            (_, (derived, discarded)), = found
-            record.counters["rewrite_discarded"].update(discarded)
-            return checked_example(text, lines, derived.program, derived.removed_lines, max_removal)
+            (_, derived), = found
+            record.counters["rewrite_discarded"].update(derived.discarded)
+            return checked_example(text, lines, derived.program, derived.removed_lines, max_removal,
+                                   expected=derived.expected)
         kinds = tuple(request.prompt.kind for request, program in found
                       if any(not isinstance(op, KeepChunk) for op in program.operations))
         program, removed = merged_program([program for _, program in found])

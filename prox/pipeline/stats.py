@@ -121,7 +121,9 @@ class AnnotationTally:
     def accounts_for(self, rows: int) -> bool:
         n = self.numbers
         return (n["input"] == rows == n["doc_examples"] + n["doc_refused"] + n["doc_skipped"]
-                and n["chunks"] == n["chunk_examples"] + n["chunk_refused"])
+                and n["chunks"] == n["chunk_examples"] + n["chunk_refused"]
+                and n["keep"] + n["drop"] == n["doc_examples"]
+                and n["train"] + n["validation"] == n["doc_examples"] + n["chunk_examples"])
 
 
 TALLIES = {"documents": Tally, "prompts": PromptTally, "annotations": AnnotationTally}

@@ -27,6 +27,11 @@ class Example:
     input_ids: list[int]
     weights: list[float]  # per token: 0 for the prompt, 1 or the key weight for the completion
 
+    @property
+    def weighted(self) -> int:
+        """Tokens from the completion's first on: the positions whose predictions the loss needs."""
+        return len(self.weights) - next(i for i, w in enumerate(self.weights) if w) + 1
+
 
 def key_spans(completion: str) -> list[tuple[int, int]]:
     """Character spans of the completion's function names and argument values."""
@@ -52,18 +57,19 @@ def check_tokenizer(rows: list[dict], tokenizer) -> None:
 
 
 def build_examples(rows: list[dict], tokenizer, key_token_weight: float = 1.0, max_length: int | None = None
-                   ) -> list[Example]:
-    """One example per row; a prompt that leaves no room for its completion within `max_length` is
-    cut from its end, as the reference cuts long doc prompts."""
+                   ) -> tuple[list[Example], int]:
+    """One example per row, and how many rows were left out for being longer than `max_length`
+    (cutting them would train on prompts prox refine never sends)."""
     eos = tokenizer.eos_token_id
     encoded = tokenizer([row["completion"] for row in rows], add_special_tokens=False, return_offsets_mapping=True)
-    examples = []
+    examples, too_long = [], 0
     for row, ids, offsets in zip(rows, encoded["input_ids"], encoded["offset_mapping"], strict=True):
+        prompt = list(row["prompt_token_ids"])
+        if max_length is not None and len(prompt) + len(ids) + 1 > max_length:
+            too_long += 1
+            continue
         spans = key_spans(row["completion"])
         weights = [key_token_weight if any(s < end and start < e for s, e in spans) else 1.0
                    for start, end in offsets]
-        prompt = list(row["prompt_token_ids"])
-        if max_length is not None:
-            prompt = prompt[: max(0, max_length - len(ids) - 1)]
         examples.append(Example(prompt + list(ids) + [eos], [0.0] * len(prompt) + weights + [1.0]))
-    return examples
+    return examples, too_long

@@ -3,7 +3,9 @@ with the loss of each completion token weighted as the examples say."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,8 +41,8 @@ class TrainSettings:
 
 def fine_tune(settings: TrainSettings, log=print) -> dict:
     """Trains `settings.base` on the stage's train split; writes the model and its tokenizer to
-    `settings.output` (a folder prox refine takes as --doc-model or --chunk-model). Returns figures
-    of the run."""
+    `settings.output` (a folder prox refine takes as --doc-model or --chunk-model) with the run's
+    settings and figures (prox-train.json). Returns the figures."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
@@ -50,9 +52,12 @@ def fine_tune(settings: TrainSettings, log=print) -> dict:
                         f"(prox annotate --stage {settings.stage} or all)")
     tokenizer = AutoTokenizer.from_pretrained(settings.base)
     check_tokenizer(rows, tokenizer)
-    examples = build_examples(rows, tokenizer, settings.key_token_weight, settings.max_length)
+    examples, too_long = build_examples(rows, tokenizer, settings.key_token_weight, settings.max_length)
+    if not examples:
+        raise DataError(f"every example is longer than --max-length {settings.max_length}")
     model = AutoModelForCausalLM.from_pretrained(settings.base)
-    devices = max(torch.cuda.device_count(), 1)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch (or torchrun) sets it
+    devices = processes * (max(torch.cuda.device_count(), 1) if processes == 1 else 1)
     accumulation = max(1, math.ceil(settings.batch_size / (settings.micro_batch_size * devices)))
     cuda = torch.cuda.is_available()
     arguments = TrainingArguments(
@@ -65,20 +70,27 @@ def fine_tune(settings: TrainSettings, log=print) -> dict:
         use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), dataloader_num_workers=0,
         disable_tqdm=True)
     trainer = _weighted_trainer()(model=model, args=arguments, train_dataset=examples,
-                                  data_collator=_Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                  data_collator=Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                                                           else tokenizer.eos_token_id))
-    log(f"training {settings.base} on {len(examples)} {settings.stage} examples: {accumulation} micro-batches of "
-        f"{settings.micro_batch_size} per step on {devices} {'GPU' if cuda else 'CPU'} device(s)")
+    log(f"training {settings.base} on {len(examples)} {settings.stage} examples ({too_long} longer than "
+        f"--max-length left out): {accumulation} micro-batches of {settings.micro_batch_size} per step on "
+        f"{devices} {'GPU' if cuda else 'CPU'} device(s)")
     result = trainer.train()
     trainer.save_model(settings.output)
-    shutil.rmtree(arguments.output_dir, ignore_errors=True)  # nothing is saved there (save_strategy "no")
-    tokenizer.save_pretrained(settings.output)
-    return {"examples": len(examples), "steps": result.global_step, "train_loss": result.training_loss,
-            "seconds": result.metrics.get("train_runtime")}
+    figures = {"examples": len(examples), "too_long": too_long, "steps": result.global_step,
+               "train_loss": result.training_loss, "seconds": result.metrics.get("train_runtime")}
+    if trainer.is_world_process_zero():
+        shutil.rmtree(arguments.output_dir, ignore_errors=True)  # nothing is saved there (save_strategy "no")
+        tokenizer.save_pretrained(settings.output)
+        (Path(settings.output) / "prox-train.json").write_text(
+            json.dumps({"settings": settings.to_dict(), "figures": figures}, indent=2))
+    return figures
 
 
-class _Collator:
-    """Pads a batch to its longest example: pad tokens are masked and weigh 0."""
+class Collator:
+    """Pads a batch on the left to its longest example (pad tokens masked, weighing 0), so that the
+    completions end the rows and the model need only compute the logits of the last `keep` positions:
+    the vocabulary's logits over whole prompts would dominate a small model's time and memory."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -87,31 +99,41 @@ class _Collator:
         import torch
 
         length = max(len(e.input_ids) for e in batch)
-        ids = [e.input_ids + [self.pad_id] * (length - len(e.input_ids)) for e in batch]
-        mask = [[1] * len(e.input_ids) + [0] * (length - len(e.input_ids)) for e in batch]
-        weights = [e.weights + [0.0] * (length - len(e.weights)) for e in batch]
-        return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
-                "weights": torch.tensor(weights)}
+        pads = [length - len(e.input_ids) for e in batch]
+        mask = torch.tensor([[0] * pad + [1] * len(e.input_ids) for e, pad in zip(batch, pads, strict=True)])
+        return {"input_ids": torch.tensor([[self.pad_id] * pad + e.input_ids for e, pad in zip(batch, pads,
+                                                                                                strict=True)]),
+                "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
+                "weights": torch.tensor([[0.0] * pad + e.weights for e, pad in zip(batch, pads, strict=True)]),
+                "keep": torch.tensor(max(e.weighted for e in batch) + 1)}
+
+
+def weighted_loss(model, inputs: dict):
+    """The batch's loss: each completion token's cross-entropy times its weight, over the weights' sum.
+    Only the logits of the last `keep` positions are computed: they predict every weighted token."""
+    import torch
+
+    keep = int(inputs["keep"])
+    outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                    position_ids=inputs["position_ids"], logits_to_keep=keep)
+    logits = outputs.logits[:, :-1].float()
+    targets = inputs["input_ids"][:, -keep + 1:]
+    weights = inputs["weights"][:, -keep + 1:].to(logits.dtype)
+    losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                               reduction="none").view_as(weights)
+    return (losses * weights).sum() / weights.sum().clamp(min=1e-8), outputs
 
 
 def _weighted_trainer():
-    """transformers' Trainer with the loss weighted per token (made on first use: importing
-    transformers' Trainer takes seconds)."""
-    import torch
+    """transformers' Trainer with weighted_loss (made on first use: importing transformers' Trainer
+    takes seconds)."""
     from transformers import Trainer
 
     class WeightedTrainer(Trainer):
         loss_is_scaled_for_ga = False  # a mean per micro-batch: the Trainer divides by the accumulation
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            weights = inputs.pop("weights")
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-            logits = outputs.logits[:, :-1].float()
-            targets = inputs["input_ids"][:, 1:]
-            weights = weights[:, 1:].to(logits.dtype)
-            losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                                       reduction="none").view_as(weights)
-            loss = (losses * weights).sum() / weights.sum().clamp(min=1e-8)
+            loss, outputs = weighted_loss(model, inputs)
             return (loss, outputs) if return_outputs else loss
 
     return WeightedTrainer
