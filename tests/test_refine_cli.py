@@ -118,6 +118,22 @@ def test_missing_model_gets_a_clear_message(shards, tmp_path):
     assert "no-such-model" in result.stderr and "--doc-model" in result.stderr
 
 
+def test_without_the_hub_a_dry_run_of_the_published_models_works_and_other_models_fail_at_once(tmp_path):
+    """An air-gapped machine (the hub's address refuses connections): the published refiners'
+    tokenizer ships with prox, and a model that needs the hub fails with one message, no retries."""
+    sample = os.path.join(os.path.dirname(__file__), "..", "samples", "web-documents.jsonl")
+    environment = os.environ | {"HF_ENDPOINT": "http://127.0.0.1:9"}
+    command = [sys.executable, "-m", "prox", "refine", "--dry-run", "--input", sample]
+    dry = subprocess.run([*command, "--output", str(tmp_path / "dry")], env=environment, capture_output=True,
+                         text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "chunk-stage prompts" in dry.stdout and "Retry" not in dry.stderr
+    other = subprocess.run([*command, "--output", str(tmp_path / "other"), "--doc-model", "someorg/some-refiner"],
+                           env=environment, capture_output=True, text=True, timeout=120)
+    assert other.returncode == 1 and "Retry" not in other.stderr
+    assert "cannot be reached" in other.stderr and "someorg/some-refiner" in other.stderr
+
+
 def test_dry_run_writes_exactly_the_prompts_the_engine_receives(shards, llama_tokenizer, tmp_path):
     from conftest import TOKENIZER
 

@@ -9,6 +9,7 @@ import click
 
 from prox.cli.engine_options import EngineOptions, engine_options
 from prox.engines import EngineError, ModelNotFoundError
+from prox.engines.models import check_model
 from prox.evaluation.metrics import ChunkScore, DocScore
 from prox.evaluation.programs import model_programs, run_programs
 from prox.prompts import load_prompts
@@ -63,6 +64,8 @@ def evaluate(data: str, model: str | None, run_output: str | None, stage: str | 
             limit = max_new_tokens or (spec.doc.max_new_tokens if name == "doc" else spec.chunk.max_new_tokens)
             try:
                 specs = engine.specs((name,), {name: model}, {name: model})
+                if specs[name].kind in ("transformers", "vllm"):
+                    check_model(model)
                 programs = model_programs(rows, specs[name], limit)
             except (ModelNotFoundError, EngineError) as error:
                 raise click.ClickException(str(error)) from error

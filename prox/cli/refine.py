@@ -15,6 +15,7 @@ from prox.cli.engine_options import EngineOptions, engine_options
 from prox.cli.jobs import finish, run_job
 from prox.cli.options import config_option, executor_options, policy_options, run_options
 from prox.engines import load_tokenizer
+from prox.engines.models import check_model
 from prox.engines.vllm_server import vllm_servers
 from prox.execution import Policy
 from prox.pipeline import ApplyPrograms, ShardReader, ShardStats, ShardWriter
@@ -94,6 +95,8 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
     def pipeline(shards: list[str]) -> list:
         for spec in specs.values():  # fail here, with one clear message, rather than inside a task
             load_tokenizer(spec.tokenizer_name)
+            if spec.kind in ("transformers", "vllm"):
+                check_model(spec.model)
         run_specs = engine.as_clients(specs, endpoints) if served else specs
         tokenizers = {spec.tokenizer_name for spec in specs.values()}
         handoff = LineHandoff() if len(specs) == 2 and len(tokenizers) == 1 else None  # lines tokenized once

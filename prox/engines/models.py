@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from importlib import resources
 
@@ -14,13 +15,63 @@ class ModelNotFoundError(Exception):
 
 
 def load_tokenizer(model: str):
-    """The tokenizer of `model` (a local folder or a hub name)."""
+    """The tokenizer of `model` (a local folder or a hub name). The published refiners' is bundled, so
+    a dry run of the default models needs no network; a hub name that is not cached fails at once
+    when the hub cannot be reached, instead of after the hub client's retries."""
     from transformers import AutoTokenizer
 
+    if model in published_models():
+        model = BUNDLED_TOKENIZER
     try:
+        if not os.path.isdir(model) and not is_cached(model):
+            check_hub(model)
         return AutoTokenizer.from_pretrained(model)
+    except ModelNotFoundError:
+        raise
     except Exception as error:
         raise ModelNotFoundError(not_found_message(model, error)) from error
+
+
+@functools.cache
+def published_models() -> frozenset[str]:
+    """The published refiners of every domain (programs/prompts/): their tokenizer is the bundled one."""
+    from prox.prompts.spec import known_domains, load_prompts
+
+    return frozenset(name for domain in known_domains() for name in (load_prompts(domain).doc_model,
+                                                                      load_prompts(domain).chunk_model))
+
+
+def is_cached(model: str, filename: str = "tokenizer_config.json") -> bool:
+    """Whether the hub client has `model`'s file (by default its tokenizer's) in its local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(model, filename), str)
+    except ValueError:  # not a repository name
+        return False
+
+
+def check_model(model: str) -> None:
+    """Raises ModelNotFoundError at once when `model` is neither a folder nor cached and the hub
+    cannot be reached; the model's own loading would retry for most of a minute first."""
+    if not os.path.isdir(model) and not is_cached(model, "config.json"):
+        check_hub(model)
+
+
+@functools.cache
+def check_hub(model: str) -> None:
+    """Raises ModelNotFoundError when the Hugging Face hub cannot be reached from here (one request, 5 s)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=5)
+    except Exception as error:  # no route, no name resolution, a proxy that refuses
+        raise ModelNotFoundError(f"model {model!r} is not a local folder, and the Hugging Face hub "
+                                 f"({constants.ENDPOINT}) cannot be reached from here ({type(error).__name__}). "
+                                 f"Download it where there is network access, e.g. `huggingface-cli download "
+                                 f"{model} --local-dir models/{model.split('/')[-1]}`, and pass that folder "
+                                 "(--doc-model / --chunk-model).") from error
 
 
 def encode_texts(tokenizer, texts: list[str], special_tokens: bool) -> list[list[int]]:

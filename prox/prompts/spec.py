@@ -43,12 +43,15 @@ class PromptSpec:
     chunk: ChunkStage
 
 
-def _read(domain: str) -> dict:
+def known_domains() -> list[str]:
     folder = resources.files("prox.programs").joinpath("prompts")
-    path = folder.joinpath(f"{domain}.yaml")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read(domain: str) -> dict:
+    path = resources.files("prox.programs").joinpath("prompts", f"{domain}.yaml")
     if not path.is_file():
-        known = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
-        raise ValueError(f"unknown domain {domain!r}; known: {', '.join(known)}")
+        raise ValueError(f"unknown domain {domain!r}; known: {', '.join(known_domains())}")
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if "extends" in raw:
         raw = _read(raw.pop("extends")) | raw

@@ -10,6 +10,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prox.engines.models import check_model
 from prox.training.examples import DataError, Example, build_examples, check_tokenizer, split_rows
 
 
@@ -50,6 +51,7 @@ def fine_tune(settings: TrainSettings, log=print) -> dict:
     if not rows:
         raise DataError(f"{settings.data} has no {settings.stage}/train/*.parquet rows: annotate it first "
                         f"(prox annotate --stage {settings.stage} or all)")
+    check_model(settings.base)
     tokenizer = AutoTokenizer.from_pretrained(settings.base)
     check_tokenizer(rows, tokenizer)
     examples, too_long = build_examples(rows, tokenizer, settings.key_token_weight, settings.max_length)
