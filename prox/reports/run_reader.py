@@ -1,0 +1,129 @@
+"""Reads what a report needs from a run's output folder without loading the corpus: the statistics,
+per-document figures from a few metadata columns (one row group at a time), and a fixed-seed sample
+of whole documents."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow.parquet as pq
+from datatrove.io import DataFolder, get_datafolder
+
+from prox.pipeline.output_names import EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR
+
+_FIGURE_COLUMNS = ["metadata.prox_action", "metadata.prox_words_before", "metadata.prox_words_after",
+                   "metadata.prox_operations", "metadata.prox_diagnostic_details"]
+
+
+@dataclass
+class RunFigures:
+    """Per-document figures of a whole run."""
+
+    removed_shares: list[float] = field(default_factory=list)  # of each document's words, dropped ones 1.0
+    operations: list[int] = field(default_factory=list)  # operations each document's programs applied
+    failures: Counter = field(default_factory=Counter)  # (stage, category) -> diagnostics
+    documents: int = 0
+
+
+def output_files(folder: DataFolder) -> list[str]:
+    """The run's document files: kept and modified ones, then the excluded."""
+    skip = (LOGS_DIR, PROMPTS_DIR)
+    files = [f for f in folder.find("", withdirs=False) if f.endswith(".parquet") and f.split("/")[0] not in skip]
+    return sorted(files, key=lambda f: (f.startswith(EXCLUDED_DIR + "/"), f))
+
+
+def read_stats(output: str) -> dict:
+    folder = get_datafolder(output)
+    if not folder.isfile("stats.json"):
+        raise FileNotFoundError(f"{output} has no stats.json: is it the output of prox refine or prox apply?")
+    with folder.open("stats.json", "rb") as file:
+        return orjson.loads(file.read())
+
+
+def run_figures(output: str) -> RunFigures:
+    """The per-document figures, from a handful of metadata columns read one row group at a time."""
+    folder = get_datafolder(output)
+    figures = RunFigures()
+    for name in output_files(folder):
+        with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
+            present = {f.name for f in parquet.schema_arrow.field("metadata").type} if "metadata" in \
+                parquet.schema_arrow.names else set()
+            columns = [c for c in _FIGURE_COLUMNS if c.split(".")[1] in present]
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group, columns=columns)
+                for row in table.column("metadata").to_pylist():
+                    _add(figures, row)
+    return figures
+
+
+def _add(figures: RunFigures, row: dict) -> None:
+    figures.documents += 1
+    before, after = row.get("prox_words_before") or 0, row.get("prox_words_after") or 0
+    if row.get("prox_action") == "dropped":
+        figures.removed_shares.append(1.0)
+    elif before:
+        figures.removed_shares.append(max(0.0, 1 - after / before))
+    figures.operations.append(len(row.get("prox_operations") or []))
+    for detail in row.get("prox_diagnostic_details") or []:
+        figures.failures[(detail["level"] or "?", detail["category"])] += 1
+
+
+def sample_documents(output: str, count: int, seed: int = 0) -> list[dict]:
+    """`count` documents chosen with a fixed seed, whole (id, text, metadata), in the run's order;
+    only the row groups that hold them are read."""
+    folder = get_datafolder(output)
+    files = output_files(folder)
+    sizes = []
+    for name in files:
+        with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
+            sizes.append([parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
+    total = sum(sum(groups) for groups in sizes)
+    chosen = sorted(random.Random(seed).sample(range(total), min(count, total)))
+    documents, start, wanted = [], 0, iter(chosen)
+    position = next(wanted, None)
+    for name, groups in zip(files, sizes, strict=True):
+        with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
+            for group, rows in enumerate(groups):
+                picked = []
+                while position is not None and position < start + rows:
+                    picked.append(position - start)
+                    position = next(wanted, None)
+                if picked:
+                    table = parquet.read_row_group(group, columns=["id", "text", "metadata"])
+                    documents += [table.slice(i, 1).to_pylist()[0] for i in picked]
+                start += rows
+    return documents
+
+
+def document_outcomes(output: str) -> dict[str, tuple[str, int]]:
+    """Each document's action and words kept, by id (two small columns of every file)."""
+    folder = get_datafolder(output)
+    outcomes = {}
+    for name in output_files(folder):
+        with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group, columns=["id", "metadata.prox_action",
+                                                               "metadata.prox_words_after"])
+                for doc_id, metadata in zip(table.column("id").to_pylist(), table.column("metadata").to_pylist(),
+                                            strict=True):
+                    action = metadata.get("prox_action") or "?"
+                    outcomes[doc_id] = (action, 0 if action == "dropped" else metadata.get("prox_words_after") or 0)
+    return outcomes
+
+
+def documents_by_id(output: str, ids: set[str]) -> dict[str, dict]:
+    """The documents of `ids`, whole; only the row groups that hold them are read."""
+    folder = get_datafolder(output)
+    found = {}
+    for name in output_files(folder):
+        with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
+            for group in range(parquet.num_row_groups):
+                group_ids = parquet.read_row_group(group, columns=["id"]).column("id").to_pylist()
+                rows = [i for i, doc_id in enumerate(group_ids) if doc_id in ids]
+                if rows:
+                    table = parquet.read_row_group(group, columns=["id", "text", "metadata"])
+                    found.update({group_ids[i]: table.slice(i, 1).to_pylist()[0] for i in rows})
+    return found
