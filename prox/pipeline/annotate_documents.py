@@ -10,14 +10,12 @@ stats. A document's examples all go to one split, chosen from its id, so reruns 
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.utils.logging import logger
 
 from prox.annotation.chunk_programs import ChunkExample, checked_example, chunk_text, merged_program, read_program
 from prox.annotation.doc_labels import LabelRule, read_scores
@@ -29,6 +27,7 @@ from prox.engines.base import Completion
 from prox.language import DropDoc, KeepChunk, KeepDoc
 from prox.pipeline.build_prompts import document_prompts, prompt_builders
 from prox.pipeline.generate_programs import batches
+from prox.pipeline.progress import StageProgress
 
 METHODS = ("programs", "rewrite")
 
@@ -105,23 +104,18 @@ class AnnotateDocuments(PipelineStep):
         models = dict.fromkeys(self.settings.stages, self.tokenizer)
         builders = prompt_builders(models, self.domain, self.truncate_document)
         teacher = self.teacher.create()
-        started, done = time.perf_counter(), Counter()
+        progress = StageProgress("annotate")
         try:
             for batch, end in batches(data, self.batch_size):
                 with self.track_time("batch"):
                     self._annotate(batch, builders, models, teacher)
-                for document in batch:
-                    record = document.metadata["prox_annotation"]
-                    done.update({"documents": 1, "examples": record.get("train", 0) + record.get("validation", 0),
-                                 "refused": sum(record["refused_by_category"].values())})
-                if batch:
-                    rate = done["documents"] / (time.perf_counter() - started)
-                    logger.info(f"annotate: {done['documents']} documents, {done['examples']} examples, "
-                                f"{done['refused']} answers refused, {rate:.1f} documents/s")
+                asked = sum(not d.metadata.get("prox_input_error") and bool(d.text.strip()) for d in batch)
+                progress.add(len(batch), asked, 0)
                 yield from batch
                 if end is not None:
                     yield end
         finally:
+            progress.close()
             if hasattr(teacher, "close"):
                 teacher.close()
 

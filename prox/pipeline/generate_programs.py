@@ -29,6 +29,7 @@ from prox.execution import doc_drops
 from prox.execution.doc_level import threshold_decision
 from prox.language import parse_program
 from prox.language.grammar import program_grammar
+from prox.pipeline.progress import StageProgress
 from prox.pipeline.shards import ShardEnd
 from prox.prompts import ChunkPrompt, PromptBuilder, load_prompts
 from prox.prompts.decisions import DecisionTokens, decision_tokens
@@ -60,20 +61,6 @@ def _generate(engine: Future, prompts: list[Prompt], settings: GenerationSetting
     tick = time.perf_counter()
     completions = engine.result().generate(prompts, settings)
     return completions, time.perf_counter() - tick
-
-
-class _Progress:
-    """Counts and rates of one stage, logged after every batch."""
-
-    def __init__(self, stage: str):
-        self.stage, self.started, self.documents, self.tokens = stage, time.perf_counter(), 0, 0
-
-    def add(self, documents: int, tokens: int) -> None:
-        self.documents += documents
-        self.tokens += tokens
-        elapsed = time.perf_counter() - self.started
-        logger.info(f"{self.stage} stage: {self.documents} documents, {self.tokens} prompt tokens, "
-                    f"{self.documents / elapsed:.1f} docs/s, {self.tokens / elapsed:.0f} prompt tokens/s")
 
 
 def batches(data: DocumentsPipeline, size: int) -> Iterator[tuple[list[Document], ShardEnd | None]]:
@@ -153,7 +140,7 @@ class GeneratePrograms(PipelineStep):
         generator = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prox-{self.stage}-engine")
         engine = generator.submit(self._create_engine)
         in_flight: _InFlight | None = None
-        progress = _Progress(self.stage)
+        progress = StageProgress(self.stage)
         try:
             for batch, end in batches(data, self.batch_size):
                 todo = [d for d in batch if needs_request(d, self.stage)]
@@ -172,6 +159,7 @@ class GeneratePrograms(PipelineStep):
             if in_flight is not None:
                 yield from self._finish(in_flight, progress)
         finally:
+            progress.close()
             generator.shutdown(wait=True, cancel_futures=True)
 
     def _decision_tokens(self, tokenizer) -> DecisionTokens | None:
@@ -202,7 +190,7 @@ class GeneratePrograms(PipelineStep):
         self.stat_update("engine_start_ms", value=round(1000 * (time.perf_counter() - tick)))
         return engine
 
-    def _finish(self, done: _InFlight, progress: _Progress) -> DocumentsPipeline:
+    def _finish(self, done: _InFlight, progress: StageProgress) -> DocumentsPipeline:
         """Waits for a batch's completions, stores its programs, and passes the batch on."""
         if done.result is not None:
             tick = time.perf_counter()
@@ -210,7 +198,7 @@ class GeneratePrograms(PipelineStep):
             self.stat_update("waiting_for_engine_ms", value=round(1000 * (time.perf_counter() - tick)))
             self.stat_update("generation_ms", value=round(1000 * seconds))
             tokens = self._store(done.todo, done.prompts, completions)
-            progress.add(len(done.todo), tokens)
+        progress.add(len(done.batch), len(done.todo), tokens if done.result is not None else 0)
         yield from done.batch
         if done.end is not None:
             yield done.end

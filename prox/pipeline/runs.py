@@ -12,6 +12,7 @@ from datatrove.utils.logging import logger
 from prox.pipeline.executors import ExecutorSettings
 from prox.pipeline.input_files import list_input
 from prox.pipeline.output_names import renamed_note
+from prox.pipeline.progress import count_rows, live_progress, shows_live_progress
 from prox.pipeline.run_guard import check_settings, clear_output, output_lock
 from prox.pipeline.shards import LOGS_DIR, PROMPTS_DIR, OutputLayout
 from prox.pipeline.stats import merge_summaries
@@ -72,11 +73,20 @@ def run_shards(
             executor = executor or ExecutorSettings()
             logging_dir = get_datafolder(executor.logging_dir or (layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove"),
                                                                   layout.folder.fs))
-            with around() if around else contextlib.nullcontext():
+            live = shows_live_progress(executor.kind, min(workers, tasks), len(devices))
+            with around() if around else contextlib.nullcontext(), (
+                    live_progress(_expected(listing.folder, pending, settings.get("limit", -1), tasks)) if live
+                    else contextlib.nullcontext()):
                 submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir, devices)
         notes = {"input_notes": listing.notes, "output_names": renamed}
         return _write_stats(layout, shards, job, {"settings": settings} | notes, len(pending)) | (
             {"submitted": submitted} if pending and submitted else {})
+
+
+def _expected(folder, pending: list[str], limit: int, tasks: int) -> int | None:
+    """The documents this run reads: the pending shards' rows, at most `limit` per task."""
+    total = count_rows(folder, pending)
+    return total if total is None or limit < 0 else min(total, limit * tasks)
 
 
 def _write_stats(layout: OutputLayout, shards: list[str], job: str, extra: dict, ran: int) -> dict:
