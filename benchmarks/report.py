@@ -30,7 +30,8 @@ from prox.reports.page import render
 from prox.reports.run_reader import read_stats, run_figures, sample_documents
 run = sys.argv[1]
 tick = time.perf_counter()
-page = render(run, read_stats(run), run_figures(run), sample_documents(run, 20), sample_documents(run, 1000))
+page = render(run, read_stats(run), run_figures(run), sample_documents(run, 20),
+              sample_documents(run, 1000, row_groups=16))
 seconds = time.perf_counter() - tick
 tick = time.perf_counter()
 compare(run, run)

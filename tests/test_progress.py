@@ -47,3 +47,15 @@ def test_a_log_gets_plain_lines(tmp_path):
                             timeout=120)
     assert result.returncode == 0
     assert "doc stage: 24 documents (24 with requests)" in result.stderr and "%|" not in result.stderr
+
+
+def test_the_lines_go_on_from_task_to_task(tmp_path):
+    """Two tasks in this process: each stage keeps one line, counting the whole run."""
+    rows = (ROOT / "samples" / "web-documents.jsonl").read_text().splitlines(keepends=True)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(rows[:10]))
+    (folder / "b.jsonl").write_text("".join(rows[10:]))
+    shown = on_a_terminal([*COMMAND[:-1], str(folder), "--tasks", "2", "--output", str(tmp_path / "out")])
+    assert "doc stage: 100%" in shown and "24/24" in shown
+    assert "10/10" not in shown and "14/14" not in shown  # no line per task

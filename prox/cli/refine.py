@@ -14,7 +14,7 @@ from datatrove.io import get_datafolder
 from prox.cli.engine_options import EngineOptions, engine_options
 from prox.cli.jobs import finish, run_job
 from prox.cli.options import config_option, executor_options, policy_options, run_options
-from prox.engines import load_tokenizer
+from prox.engines import ModelNotFoundError, load_tokenizer
 from prox.engines.models import check_model
 from prox.engines.vllm_server import vllm_servers
 from prox.execution import Policy
@@ -82,6 +82,12 @@ def refine(input_path: str, output_path: str, text_key: str, id_key: str, tasks:
 
     local = executor.kind == "local"
     served = engine.serves_workers(executor.kind, workers)
+    if served:  # prox's vLLM servers start before the tasks: a model they cannot load must be named first
+        try:
+            for spec in specs.values():
+                check_model(spec.model)
+        except ModelNotFoundError as error:
+            raise click.ClickException(str(error)) from error
     endpoints: dict[str, str] = {}  # of prox's vLLM servers, once they run
 
     @contextlib.contextmanager

@@ -9,6 +9,8 @@ from prox.reports.comparison import compare
 from prox.reports.page import render
 from prox.reports.run_reader import read_stats, run_figures, sample_documents
 
+LINES_ROW_GROUPS = 16  # the lines sample is drawn from at most this many row groups, so reading it stays bounded
+
 
 @click.command()
 @click.argument("output")
@@ -16,7 +18,7 @@ from prox.reports.run_reader import read_stats, run_figures, sample_documents
 @click.option("--sample", type=click.IntRange(min=0), default=20, show_default=True,
               help="Documents shown before and after (chosen with --seed).")
 @click.option("--lines-sample", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Documents sampled (with --seed) to count the lines removed most often.")
+              help="Documents sampled (with --seed, from at most 16 row groups) to count the lines removed most often.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--compare", "other", default=None,
               help="Another run's OUTPUT over the same input: how their decisions agree, and where they differ most.")
@@ -33,7 +35,8 @@ def report(output: str, html_path: str | None, sample: int, lines_sample: int, s
         raise click.ClickException(str(error)) from error
     comparison = compare(output, other) if other is not None else None
     page = render(output, stats, run_figures(output), sample_documents(output, sample, seed),
-                  sample_documents(output, lines_sample, seed), comparison=comparison, other=other or "")
+                  sample_documents(output, lines_sample, seed, row_groups=LINES_ROW_GROUPS), comparison=comparison,
+                  other=other or "")
     if html_path is None:
         with get_datafolder(output).open("report.html", "w", encoding="utf-8") as file:
             file.write(page)

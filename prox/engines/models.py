@@ -60,18 +60,26 @@ def check_model(model: str) -> None:
 
 @functools.cache
 def check_hub(model: str) -> None:
-    """Raises ModelNotFoundError when the Hugging Face hub cannot be reached from here (one request, 5 s)."""
+    """Raises ModelNotFoundError when `model` cannot come from the Hugging Face hub: a name that is a
+    path, HF_HUB_OFFLINE set, or a hub that does not answer from here (one request, 5 s; a proxy's
+    refusal counts as no answer)."""
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
-    try:
-        get_session().head(constants.ENDPOINT, timeout=5)
-    except Exception as error:  # no route, no name resolution, a proxy that refuses
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise ModelNotFoundError(not_found_message(model, FileNotFoundError(model)))
+    why = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else None
+    if why is None:
+        try:
+            status = get_session().head(constants.ENDPOINT, timeout=5).status_code
+            why = f"HTTP {status}" if status >= 400 and status not in (404, 405) else None
+        except Exception as error:  # no route, no name resolution
+            why = type(error).__name__
+    if why is not None:
         raise ModelNotFoundError(f"model {model!r} is not a local folder, and the Hugging Face hub "
-                                 f"({constants.ENDPOINT}) cannot be reached from here ({type(error).__name__}). "
-                                 f"Download it where there is network access, e.g. `huggingface-cli download "
-                                 f"{model} --local-dir models/{model.split('/')[-1]}`, and pass that folder "
-                                 "(--doc-model / --chunk-model).") from error
+                                 f"({constants.ENDPOINT}) cannot be reached from here ({why}). Download it where "
+                                 f"there is network access, e.g. `huggingface-cli download {model} --local-dir "
+                                 f"models/{model.split('/')[-1]}`, and pass that folder (--doc-model / --chunk-model).")
 
 
 def encode_texts(tokenizer, texts: list[str], special_tokens: bool) -> list[list[int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 
 from datatrove.io import get_datafolder
@@ -74,9 +75,9 @@ def run_shards(
             logging_dir = get_datafolder(executor.logging_dir or (layout.folder.resolve_paths(f"{LOGS_DIR}/datatrove"),
                                                                   layout.folder.fs))
             live = shows_live_progress(executor.kind, min(workers, tasks), len(devices))
+            expected = functools.partial(_expected, listing.folder, pending, settings.get("limit", -1), tasks)
             with around() if around else contextlib.nullcontext(), (
-                    live_progress(_expected(listing.folder, pending, settings.get("limit", -1), tasks)) if live
-                    else contextlib.nullcontext()):
+                    live_progress(expected) if live else contextlib.nullcontext()):
                 submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir, devices)
         notes = {"input_notes": listing.notes, "output_names": renamed}
         return _write_stats(layout, shards, job, {"settings": settings} | notes, len(pending)) | (

@@ -17,6 +17,7 @@ class ShownLine:
     text: str
     html: str  # the line, escaped, with normalized spans marked
     removed: bool
+    after: str  # the line as the marks say it became
 
 
 def applied(metadata: dict) -> tuple[list[tuple[int, int]], list[Normalize]]:
@@ -42,16 +43,23 @@ def shown_lines(original: str, metadata: dict) -> list[ShownLine]:
         removed.update(range(start, min(end, len(lines) - 1) + 1))
     shown = []
     for number, line in enumerate(lines):
-        shown.append(ShownLine(number, line, escape(line) if number in removed else _marked(line, normalizations),
-                               number in removed))
+        marked, after = (escape(line), "") if number in removed else _marked(line, normalizations)
+        shown.append(ShownLine(number, line, marked, number in removed, after))
     return shown
 
 
-def _marked(line: str, normalizations: list[Normalize]) -> str:
-    """The line escaped, each occurrence of a normalization's source in <del> (its target in <ins>)."""
+def marks_complete(lines: list[ShownLine], refined: str) -> bool:
+    """Whether the marks account for the whole change: they cannot show a normalization of text that
+    spans lines, nor one applied to another's result."""
+    return "\n".join(line.after for line in lines if not line.removed) == refined
+
+
+def _marked(line: str, normalizations: list[Normalize]) -> tuple[str, str]:
+    """The line escaped, each occurrence of a normalization's source in <del> (its target in <ins>),
+    and the line with those replacements made."""
     spans: list[tuple[int, int, Normalize]] = []
     for op in normalizations:
-        if not op.source_str.strip() or "\n" in op.source_str:
+        if op.source_str in ("", " ") or "\n" in op.source_str:  # the interpreter ignores the first two
             continue
         start = line.find(op.source_str)
         while start >= 0:
@@ -59,12 +67,13 @@ def _marked(line: str, normalizations: list[Normalize]) -> str:
             if all(end <= s or start >= e for s, e, _ in spans):
                 spans.append((start, end, op))
             start = line.find(op.source_str, end)
-    parts, position = [], 0
+    parts, after, position = [], [], 0
     for start, end, op in sorted(spans, key=lambda span: span[0]):
         parts.append(escape(line[position:start]))
+        after += [line[position:start], op.target_str]
         parts.append(f'<del class="normalized" title="{escape(op.call)}">{escape(line[start:end])}</del>')
         if op.target_str:
             parts.append(f'<ins class="normalized">{escape(op.target_str)}</ins>')
         position = end
     parts.append(escape(line[position:]))
-    return "".join(parts)
+    return "".join(parts), "".join(after) + line[position:]

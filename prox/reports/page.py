@@ -8,7 +8,7 @@ from jinja2 import Environment
 
 from prox.reports import plots
 from prox.reports.comparison import ACTIONS, Comparison
-from prox.reports.highlight import shown_lines
+from prox.reports.highlight import marks_complete, shown_lines
 from prox.reports.run_reader import RunFigures
 
 TEMPLATE = """<!doctype html>
@@ -44,8 +44,8 @@ table.side td { vertical-align: top; width: 50%; }
 {% if not failures %}<p>No program had a diagnostic.</p>{% endif %}
 </section>
 <section id="removed-lines"><h2>Lines removed most often</h2>
-<p>Among {{ sampled_with_text }} documents of a fixed-seed sample whose text before refining the run kept
-(prox refine --keep-raw keeps it).</p>
+<p>Among the {{ sampled_with_text }} modified documents of a fixed-seed sample whose text before refining
+the run kept (prox refine --keep-raw keeps it).</p>
 <table><tr><th>line</th><th>removed</th></tr>
 {% for line, count in top_lines %}<tr><td>{{ line }}</td><td class="n">{{ count }}</td></tr>{% endfor %}</table>
 </section>
@@ -58,9 +58,10 @@ only in the other). Words kept: <span data-words="this">{{ comparison.words[0] }
 <td class="n" data-agreement="{{ a }}-{{ b }}">{{ comparison.agreement[a][b] }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 <h3>Where they differ most</h3>
-{% for left, right, gap in differing %}<div class="pair" data-id="{{ left.id }}"><h4>{{ left.id }}: {{ gap }} words
-more kept here</h4><table class="side"><tr><th>this run: {{ left.action }} ({{ left.reason }})</th><th>other run:
-{{ right.action }} ({{ right.reason }})</th></tr><tr><td><div class="lines">{{ left.after }}</div></td>
+{% for left, right, gap in differing %}<div class="pair" data-id="{{ left.id }}"><h4>{{ left.id }}: {{ gap|abs }}
+words more kept {{ "here" if gap > 0 else "there" }}</h4><table class="side"><tr>
+<th>this run: {{ left.action }} ({{ left.reason }})</th><th>other run: {{ right.action }} ({{ right.reason }})</th>
+</tr><tr><td><div class="lines">{{ left.after }}</div></td>
 <td><div class="lines">{{ right.after }}</div></td></tr></table></div>{% endfor %}
 </section>{% endif %}
 <section id="sample"><h2>Sample of {{ documents|length }} documents</h2>
@@ -69,10 +70,13 @@ more kept here</h4><table class="side"><tr><th>this run: {{ left.action }} ({{ l
 <div class="program">doc program: {{ d.doc_program }}
 chunk program: {{ d.chunk_program }}
 applied: {{ d.applied }}</div>
+{% if not d.complete %}<p>The marks do not show every change here (a normalization across lines, or of
+another's result): the text after is below the marked lines.</p>{% endif %}
 {% if d.lines %}<div class="lines">{% for line in d.lines %}<div{% if line.removed %} class="removed"{% endif %}
  data-line="{{ line.number }}">{{ line.html|safe }}</div>{% endfor %}</div>
 {% else %}<p>The run did not keep this document's text before refining (refine --keep-raw does). After:</p>
 <div class="lines">{{ d.after }}</div>{% endif %}
+{% if d.lines and not d.complete %}<div class="lines">{{ d.after }}</div>{% endif %}
 </div>{% endfor %}
 </section>
 </body></html>
@@ -84,18 +88,20 @@ def sampled_document(document: dict) -> dict:
     metadata = document.get("metadata") or {}
     action = metadata.get("prox_action", "?")
     before = metadata.get("raw_content") or (document["text"] if action != "modified" else None)
-    return {"id": document["id"], "action": action, "reason": metadata.get("prox_reason", "?"),
+    lines = shown_lines(before, metadata if action == "modified" else {}) if before is not None else None
+    return {"id": document.get("id"), "action": action, "reason": metadata.get("prox_reason", "?"),
             "doc_program": metadata.get("doc_program"), "chunk_program": metadata.get("chunk_program"),
-            "applied": "; ".join(metadata.get("prox_operations") or []) or "nothing",
-            "lines": shown_lines(before, metadata if action == "modified" else {}) if before is not None else None,
-            "after": document["text"]}
+            "applied": "; ".join(metadata.get("prox_operations") or []) or "nothing", "lines": lines,
+            "after": document["text"], "modified": action == "modified",
+            "complete": action != "modified" or lines is None or marks_complete(lines, document["text"])}
 
 
 def removed_line_counts(documents: list[dict]) -> tuple[Counter, int]:
-    """How often each removed line (stripped) occurs among `documents`, and how many could be read."""
+    """How often each removed line (stripped) occurs among the modified `documents` whose text before
+    the run kept, and how many those were."""
     counts, readable = Counter(), 0
     for document in documents:
-        if document["lines"] is None:
+        if document["lines"] is None or not document["modified"]:
             continue
         readable += 1
         counts.update(line.text.strip() for line in document["lines"] if line.removed and line.text.strip())

@@ -28,9 +28,10 @@ def _png(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def removed_share_plot(shares: list[float]) -> str:
+def removed_share_plot(shares: Counter) -> str:
+    """`shares`: documents by 5% of their words removed (0 to 19; 20: dropped)."""
     figure, axes = _figure()
-    axes.hist([100 * s for s in shares], bins=[5 * i for i in range(21)], color="#4c72b0")
+    axes.bar([5 * b + 2.5 for b in range(21)], [shares.get(b, 0) for b in range(21)], width=5, color="#4c72b0")
     axes.set(xlabel="words removed from the document (%; dropped documents at 100)", ylabel="documents")
     return _png(figure)
 
@@ -44,10 +45,11 @@ def bar_plot(counts: dict[str, int], xlabel: str) -> str:
     return _png(figure)
 
 
-def program_length_plot(operations: list[int]) -> str:
+def program_length_plot(operations: Counter) -> str:
+    """`operations`: documents by the number of operations applied."""
     figure, axes = _figure()
-    top = max(operations, default=0)
-    axes.hist(operations, bins=range(0, top + 2), color="#c44e52", align="left")
+    sizes = range(max(operations, default=0) + 1)
+    axes.bar(list(sizes), [operations.get(n, 0) for n in sizes], width=1, color="#c44e52")
     axes.set(xlabel="operations applied per document", ylabel="documents")
     return _png(figure)
 

@@ -20,18 +20,25 @@ _FIGURE_COLUMNS = ["metadata.prox_action", "metadata.prox_words_before", "metada
 
 @dataclass
 class RunFigures:
-    """Per-document figures of a whole run."""
+    """Per-document figures of a whole run, as counts (their size does not grow with the run)."""
 
-    removed_shares: list[float] = field(default_factory=list)  # of each document's words, dropped ones 1.0
-    operations: list[int] = field(default_factory=list)  # operations each document's programs applied
+    removed_shares: Counter = field(default_factory=Counter)  # documents by 5% of words removed (0..20)
+    operations: Counter = field(default_factory=Counter)  # documents by operations applied
     failures: Counter = field(default_factory=Counter)  # (stage, category) -> diagnostics
     documents: int = 0
 
 
 def output_files(folder: DataFolder) -> list[str]:
-    """The run's document files: kept and modified ones, then the excluded."""
+    """The run's document files (with prox's id and metadata columns): kept and modified ones, then
+    the excluded."""
     skip = (LOGS_DIR, PROMPTS_DIR)
-    files = [f for f in folder.find("", withdirs=False) if f.endswith(".parquet") and f.split("/")[0] not in skip]
+    files = []
+    for name in folder.find("", withdirs=False):
+        if not name.endswith(".parquet") or name.split("/")[0] in skip:
+            continue
+        with folder.open(name, "rb") as file:
+            if {"id", "metadata"} <= set(pq.read_schema(file).names):
+                files.append(name)
     return sorted(files, key=lambda f: (f.startswith(EXCLUDED_DIR + "/"), f))
 
 
@@ -49,9 +56,10 @@ def run_figures(output: str) -> RunFigures:
     figures = RunFigures()
     for name in output_files(folder):
         with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
-            present = {f.name for f in parquet.schema_arrow.field("metadata").type} if "metadata" in \
-                parquet.schema_arrow.names else set()
+            present = {f.name for f in parquet.schema_arrow.field("metadata").type}
             columns = [c for c in _FIGURE_COLUMNS if c.split(".")[1] in present]
+            if not columns:
+                continue
             for group in range(parquet.num_row_groups):
                 table = parquet.read_row_group(group, columns=columns)
                 for row in table.column("metadata").to_pylist():
@@ -63,38 +71,39 @@ def _add(figures: RunFigures, row: dict) -> None:
     figures.documents += 1
     before, after = row.get("prox_words_before") or 0, row.get("prox_words_after") or 0
     if row.get("prox_action") == "dropped":
-        figures.removed_shares.append(1.0)
+        figures.removed_shares[20] += 1
     elif before:
-        figures.removed_shares.append(max(0.0, 1 - after / before))
-    figures.operations.append(len(row.get("prox_operations") or []))
+        figures.removed_shares[min(20, int(20 * max(0.0, 1 - after / before)))] += 1
+    figures.operations[len(row.get("prox_operations") or [])] += 1
     for detail in row.get("prox_diagnostic_details") or []:
         figures.failures[(detail["level"] or "?", detail["category"])] += 1
 
 
-def sample_documents(output: str, count: int, seed: int = 0) -> list[dict]:
+def sample_documents(output: str, count: int, seed: int = 0, row_groups: int | None = None) -> list[dict]:
     """`count` documents chosen with a fixed seed, whole (id, text, metadata), in the run's order;
-    only the row groups that hold them are read."""
+    only the row groups that hold them are read, and at most `row_groups` of them when given."""
     folder = get_datafolder(output)
     files = output_files(folder)
-    sizes = []
+    groups = []  # (file, row group, rows)
     for name in files:
         with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
-            sizes.append([parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
-    total = sum(sum(groups) for groups in sizes)
-    chosen = sorted(random.Random(seed).sample(range(total), min(count, total)))
-    documents, start, wanted = [], 0, iter(chosen)
+            groups += [(name, g, parquet.metadata.row_group(g).num_rows) for g in range(parquet.num_row_groups)]
+    if row_groups is not None and len(groups) > row_groups:
+        groups = sorted(random.Random(seed).sample(groups, row_groups), key=groups.index)
+    total = sum(rows for _, _, rows in groups)
+    wanted = iter(sorted(random.Random(seed).sample(range(total), min(count, total))))
+    documents, start = [], 0
     position = next(wanted, None)
-    for name, groups in zip(files, sizes, strict=True):
-        with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
-            for group, rows in enumerate(groups):
-                picked = []
-                while position is not None and position < start + rows:
-                    picked.append(position - start)
-                    position = next(wanted, None)
-                if picked:
-                    table = parquet.read_row_group(group, columns=["id", "text", "metadata"])
-                    documents += [table.slice(i, 1).to_pylist()[0] for i in picked]
-                start += rows
+    for name, group, rows in groups:
+        picked = []
+        while position is not None and position < start + rows:
+            picked.append(position - start)
+            position = next(wanted, None)
+        if picked:
+            with folder.open(name, "rb") as file, pq.ParquetFile(file) as parquet:
+                table = parquet.read_row_group(group, columns=["id", "text", "metadata"])
+            documents += [table.slice(i, 1).to_pylist()[0] for i in picked]
+        start += rows
     return documents
 
 
