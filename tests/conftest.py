@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -46,6 +47,28 @@ def read_output(out: Path) -> tuple[list[dict], list[dict]]:
         return [row for path in sorted(paths) for row in pq.read_table(path).to_pylist()]
     kept = rows(p for p in out.rglob("*.parquet") if p.relative_to(out).parts[0] not in ("excluded", "logs"))
     return kept, rows((out / "excluded").rglob("*.parquet"))
+
+def write_sample_shards(folder: Path, count: int = 4) -> Path:
+    """The bundled documents with their stored programs, in `count` parquet shards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = sample_rows()
+    for index in range(count):
+        pq.write_table(pa.Table.from_pylist(rows[index::count]), folder / f"shard-{index}.parquet")
+    return folder
+
+
+def outcome(out: Path) -> dict:
+    """Every document of an output by id: its text, action, reason and chunk program."""
+    kept, dropped = read_output(out)
+    return {row["id"]: (row["text"], row["metadata"]["prox_action"], row["metadata"]["prox_reason"],
+                        row["metadata"].get("chunk_program")) for row in kept + dropped}
+
+
+def run_locally(shards: Path, out: Path, *args: str) -> Path:
+    """`prox ARGS` over the shards in four tasks on this machine: the output other executors must equal."""
+    run_prox(*args, "--input", str(shards), "--output", str(out), "--tasks", "4")
+    return out
+
 
 TOKENIZER = BUNDLED_TOKENIZER  # the published refiners' tokenizer, shipped with prox
 

@@ -7,6 +7,7 @@ import click
 from prox.cli.summary import print_summary
 from prox.engines import EngineError, ModelNotFoundError
 from prox.pipeline import NoInputError, run_shards
+from prox.pipeline.executors import SlurmSubmitError
 from prox.pipeline.run_guard import OutputBusyError, SettingsChangedError
 
 EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the output; cron may simply try again later
@@ -36,7 +37,8 @@ def run_job(input_path: str, output_path: str, build_pipeline, settings: dict, *
         return run_shards(input_path, output_path, build_pipeline, settings, **options)
     except OutputBusyError as error:
         raise OutputBusy(str(error)) from error
-    except (NoInputError, ModelNotFoundError, EngineError, SettingsChangedError, ValueError) as error:
+    except (NoInputError, ModelNotFoundError, EngineError, SettingsChangedError, SlurmSubmitError,
+            ValueError) as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:  # a missing input, an output that cannot be written
         raise click.ClickException(f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")) from error

@@ -43,6 +43,9 @@ _EXECUTOR_OPTIONS = [
                  help="Where tasks run: here, as a Slurm job array (submitted; the command returns), or on Ray."),
     click.option("--slurm-partition", default=None, help="Slurm partition (slurm)."),
     click.option("--slurm-time", default="24:00:00", show_default=True, help="Time limit per task (slurm)."),
+    click.option("--wait", "slurm_wait", is_flag=True,
+                 help="Wait until the job array ends, then write the final statistics and print the summary; "
+                 "exit status 1 if a shard failed or was left undone. For scripts that chain steps (slurm)."),
     click.option("--slurm-array-parallel", type=click.IntRange(min=1), default=None,
                  help="Array tasks running at once [default: no limit] (slurm)."),
     click.option("--job-name", default="prox", show_default=True, help="Job name (slurm)."),

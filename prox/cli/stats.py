@@ -7,6 +7,7 @@ import orjson
 
 from prox.cli.summary import print_summary
 from prox.pipeline import OutputLayout, list_input, merge_summaries
+from prox.pipeline.slurm_jobs import describe_last_job
 
 _COUNTS = ("input", "kept", "modified", "dropped")
 
@@ -40,6 +41,8 @@ def stats(output_path: str, input_path: str | None, by_shard: bool, as_json: boo
     if by_shard:
         print_shards(data, layout)
     print_summary(data)
+    if input_path is not None and (job := describe_last_job(layout)):
+        click.echo(job)
 
 
 def _count_now(layout: OutputLayout, input_path: str, output_path: str) -> dict:

@@ -2,24 +2,31 @@
 
 The tasks and the output are the same everywhere: each task reads the shards `files[rank::tasks]`
 and marks each one done, so resume works whatever ran the earlier attempt. On Slurm and Ray each
-task asks for its own GPUs (`gpus_per_task`). Slurm runs are submitted and the command returns;
-Ray and local runs return when the work is done.
+task asks for its own GPUs (`gpus_per_task`). Slurm runs are submitted and the command returns
+(or waits for the job array, with `slurm_wait`); Ray and local runs return when the work is done.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 
 import multiprocess
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
+from datatrove.executor.slurm import SlurmPipelineExecutor
 from datatrove.io import DataFolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
 EXECUTORS = ("local", "slurm", "ray")
+
+
+class SlurmSubmitError(Exception):
+    """sbatch is missing here, or refused the job array."""
 
 
 @dataclass(frozen=True)
@@ -34,18 +41,22 @@ class ExecutorSettings:
     gpus_per_task: int | None = None  # None: 0
     ray_address: str | None = None
     logging_dir: str | None = None  # datatrove's task logs and Slurm's logs [default: OUT/logs/datatrove]
-
-    @property
-    def waits(self) -> bool:
-        """Whether running returns only when the tasks are done (not so for a Slurm submission)."""
-        return self.kind != "slurm"
+    slurm_wait: bool = False  # after submitting, wait until the job array ends
 
     def run(self, pipeline: list[PipelineStep], tasks: int, workers: int, logging_dir: DataFolder,
             devices: list[str]) -> str | None:
         """Runs (or submits) the tasks; returns the Slurm job id of a submission."""
         if self.kind == "slurm":
             executor = self._slurm(pipeline, tasks, logging_dir)
-            executor.run()
+            try:
+                executor.run()
+            except FileNotFoundError as error:
+                raise SlurmSubmitError("sbatch not found: --executor slurm submits from a machine of the "
+                                       "Slurm cluster (a login node)") from error
+            except subprocess.CalledProcessError as error:
+                raise SlurmSubmitError(f"sbatch refused the job array (exit status {error.returncode}; its message "
+                                       f"is above). The job script: "
+                                       f"{logging_dir.resolve_paths('launch_script.slurm')}") from error
             return str(executor.job_id)
         if self.kind == "ray":
             self._ray(pipeline, tasks, workers, logging_dir).run()
@@ -59,14 +70,14 @@ class ExecutorSettings:
         return None
 
     def _slurm(self, pipeline: list[PipelineStep], tasks: int, logging_dir: DataFolder) -> PipelineExecutor:
-        from datatrove.executor import SlurmPipelineExecutor
-
         if not self.slurm_partition:
             raise ValueError("--executor slurm needs --slurm-partition")
         in_venv = sys.prefix != sys.base_prefix
-        return SlurmPipelineExecutor(
+        return ArrayOnlySlurmExecutor(
             pipeline=pipeline, tasks=tasks, time=self.slurm_time, partition=self.slurm_partition,
             cpus_per_task=self.cpus_per_task, mem_per_cpu_gb=self.mem_per_cpu_gb, gpus_per_task=self.gpus_per_task or 0,
+            # datatrove writes "--mem-per-cpu=2.0G" for a float, which sbatch refuses: whole megabytes instead
+            sbatch_args={"mem-per-cpu": f"{math.ceil(self.mem_per_cpu_gb * 1024)}M"},
             workers=self.slurm_array_parallel or -1, job_name=self.job_name, logging_dir=logging_dir,
             venv_path=os.path.join(sys.prefix, "bin", "activate") if in_venv else None,
             skip_completed=False,  # shards, not tasks, are the unit of resume
@@ -83,6 +94,15 @@ class ExecutorSettings:
                                    logging_dir=logging_dir, cpus_per_task=self.cpus_per_task,
                                    mem_per_cpu_gb=self.mem_per_cpu_gb, gpus_per_task=self.gpus_per_task or 0,
                                    skip_completed=False)
+
+
+class ArrayOnlySlurmExecutor(SlurmPipelineExecutor):
+    """datatrove's Slurm executor without the job it queues after the array to merge datatrove's own
+    statistics: prox writes its statistics itself, and that job waits `afterok` on the array, so on
+    most clusters one failed task would leave it pending for ever."""
+
+    def launch_merge_stats(self) -> None:
+        pass
 
 
 def local_executor(pipeline: list[PipelineStep], tasks: int, workers: int, logging_dir: DataFolder,

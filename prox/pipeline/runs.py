@@ -16,6 +16,7 @@ from prox.pipeline.output_names import renamed_note
 from prox.pipeline.progress import count_rows, live_progress, shows_live_progress
 from prox.pipeline.run_guard import check_settings, clear_output, output_lock
 from prox.pipeline.shards import LOGS_DIR, PROMPTS_DIR, OutputLayout
+from prox.pipeline.slurm_jobs import record_submission, refuse_while_running, wait_for_job
 from prox.pipeline.stats import merge_summaries
 
 
@@ -42,7 +43,9 @@ def run_shards(
     `devices`: with more than one, one process per entry (a CUDA_VISIBLE_DEVICES value, e.g. "0" or
     "2,3") runs its share of the tasks one after the other: data parallel over GPUs.
     `executor`: where the tasks run (default: here). A Slurm run is submitted, and the statistics
-    are those at submission (`submitted`: the job id).
+    are those at submission (`submitted`: the job id), unless it waits for the job array to end.
+    While a job array submitted on the output is queued or running, another run is refused
+    (SlurmJobRunningError).
     `around`: what the tasks need while they run (prox's vLLM servers), entered only when there is
     work, before the pipeline is built, and left when the tasks end.
     The run holds the output's lock throughout; settings that differ from the output's are refused
@@ -60,6 +63,7 @@ def run_shards(
     layout = OutputLayout(output_path, job)
     settings_name = f"{LOGS_DIR}/{'settings' if job == 'documents' else job + '-settings'}.json"
     with output_lock(layout, output_path):
+        refuse_while_running(layout, job, output_path)
         if overwrite:
             clear_output(layout, job)
         check_settings(layout, settings_name, settings, output_path)
@@ -79,6 +83,11 @@ def run_shards(
             with around() if around else contextlib.nullcontext(), (
                     live_progress(expected) if live else contextlib.nullcontext()):
                 submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir, devices)
+            if submitted:
+                record_submission(layout, job, submitted, len(pending))
+                if executor.slurm_wait:
+                    wait_for_job(layout, submitted, pending, logging_dir.resolve_paths("slurm_logs"))
+                    submitted = None
         notes = {"input_notes": listing.notes, "output_names": renamed}
         return _write_stats(layout, shards, job, {"settings": settings} | notes, len(pending)) | (
             {"submitted": submitted} if pending and submitted else {})
