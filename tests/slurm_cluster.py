@@ -51,8 +51,11 @@ class SlurmCluster:
 
     partition = "debug"
 
-    def __init__(self):
-        self.folder = Path(tempfile.mkdtemp(prefix="prox-slurm-"))
+    def __init__(self, folder: Path | None = None):
+        """`folder` holds the configuration, state and logs (kept after stop) [default: a new temporary one,
+        removed at stop]."""
+        self.keep = folder is not None
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="prox-slurm-"))
         self.conf = self.folder / "slurm.conf"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": f"{os.environ['PATH']}:/usr/sbin"}
         self._processes: list[subprocess.Popen] = []
@@ -118,7 +121,8 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def job_states(self, job_id: str) -> list[str]:
         """The states of the job's array tasks that Slurm still lists as queued or running."""

@@ -76,6 +76,13 @@ def test_slurm_job_array_asks_for_what_the_options_say(shards, tmp_path):
     assert f"source {sys.prefix}/bin/activate" in script
     assert re.search(r"launch_pickled_pipeline \S+", script)
     assert [p.name for p in tmp_path.glob("job-*.sh")] == ["job-0.sh"]  # the array alone: no stats-merging job
+    assert "--mem-per-cpu=2048M" in script  # whole megabytes: sbatch refuses "2.0G"
+
+    (fake_bin / "sbatch").unlink()
+    missing = subprocess.run([*args[:-2], "--logging-dir", str(tmp_path / "other")], capture_output=True, text=True,
+                             env={**env, "PATH": str(fake_bin)}, timeout=300)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "sbatch not found: --executor slurm submits from a machine of the Slurm cluster" in missing.stderr
 
 
 def test_new_shards_alone_are_processed_on_rerun(shards, tmp_path):

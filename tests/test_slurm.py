@@ -16,10 +16,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     if reason := missing_reason():
         pytest.skip(reason)
-    cluster = SlurmCluster().start()
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
     os.environ["SLURM_CONF"] = str(cluster.conf)  # for prox's sbatch and squeue, and passed on to the jobs
     try:
         yield cluster
@@ -39,11 +39,22 @@ def applied_locally(shards, tmp_path_factory) -> dict:
 
 
 def on_slurm(command: str, shards: Path, out: Path, *extra: str, tasks: int = 4, check: bool = True):
+    """`prox COMMAND --executor slurm`; when it fails unexpectedly, the test shows Slurm's logs too."""
     args = [command, "--input", str(shards), "--output", str(out), "--tasks", str(tasks), "--executor", "slurm",
             "--slurm-partition", SlurmCluster.partition, *extra]
     if command == "refine":
         args += ["--engine", "rules"]
-    return run_prox(*args, check=check)
+    result = run_prox(*args, check=False)
+    if check and result.returncode != 0:
+        task_logs = "\n".join(p.read_text()[-1500:] for p in sorted(out.glob("logs/datatrove/slurm_logs/*")))
+        pytest.fail(f"prox {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}\n"
+                    f"array tasks' logs:\n{task_logs}\nSlurm's logs:\n{cluster_logs()}")
+    return result
+
+
+def cluster_logs() -> str:
+    conf = Path(os.environ.get("SLURM_CONF", "/nonexistent"))
+    return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(conf.parent.glob("log/*")))
 
 
 def job_id(submitted) -> str:
@@ -133,3 +144,10 @@ def test_a_cancelled_array_is_finished_by_a_rerun_as_if_never_interrupted(cluste
     assert outcome(out) == applied_locally
     assert not list((out / "logs/partial").rglob("*.parquet"))
 
+
+
+def test_a_submission_sbatch_refuses_is_one_clear_message(cluster, shards, tmp_path):
+    refused = on_slurm("apply", shards, tmp_path / "out", "--mem-per-cpu-gb", "100000", check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "sbatch: error: Memory specification can not be satisfied" in refused.stderr
+    assert "Error: sbatch refused the job array (exit status 1; its message is above)" in refused.stderr

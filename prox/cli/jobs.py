@@ -7,8 +7,8 @@ import click
 from prox.cli.summary import print_summary
 from prox.engines import EngineError, ModelNotFoundError
 from prox.pipeline import NoInputError, run_shards
-from prox.pipeline.executors import SlurmSubmitError
 from prox.pipeline.run_guard import OutputBusyError, SettingsChangedError
+from prox.pipeline.slurm_jobs import SlurmSubmitError
 
 EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the output; cron may simply try again later
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -22,11 +21,9 @@ from datatrove.io import DataFolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
+from prox.pipeline.slurm_jobs import submit
+
 EXECUTORS = ("local", "slurm", "ray")
-
-
-class SlurmSubmitError(Exception):
-    """sbatch is missing here, or refused the job array."""
 
 
 @dataclass(frozen=True)
@@ -48,15 +45,7 @@ class ExecutorSettings:
         """Runs (or submits) the tasks; returns the Slurm job id of a submission."""
         if self.kind == "slurm":
             executor = self._slurm(pipeline, tasks, logging_dir)
-            try:
-                executor.run()
-            except FileNotFoundError as error:
-                raise SlurmSubmitError("sbatch not found: --executor slurm submits from a machine of the "
-                                       "Slurm cluster (a login node)") from error
-            except subprocess.CalledProcessError as error:
-                raise SlurmSubmitError(f"sbatch refused the job array (exit status {error.returncode}; its message "
-                                       f"is above). The job script: "
-                                       f"{logging_dir.resolve_paths('launch_script.slurm')}") from error
+            submit(executor, logging_dir.resolve_paths("launch_script.slurm"))
             return str(executor.job_id)
         if self.kind == "ray":
             self._ray(pipeline, tasks, workers, logging_dir).run()

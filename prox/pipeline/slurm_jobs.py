@@ -26,6 +26,22 @@ class SlurmJobRunningError(OutputBusyError):
     """A job array submitted on this output is still queued or running."""
 
 
+class SlurmSubmitError(Exception):
+    """sbatch is missing here, or refused the job array."""
+
+
+def submit(executor, script: str) -> None:
+    """Submits datatrove's Slurm executor (it calls sbatch, whose own message reaches stderr)."""
+    try:
+        executor.run()
+    except FileNotFoundError as error:
+        raise SlurmSubmitError("sbatch not found: --executor slurm submits from a machine of the Slurm cluster "
+                               "(a login node)") from error
+    except subprocess.CalledProcessError as error:
+        raise SlurmSubmitError(f"sbatch refused the job array (exit status {error.returncode}; its message is "
+                               f"above). The job script: {script}") from error
+
+
 def record_name(job: str) -> str:
     return f"{LOGS_DIR}/{'' if job == 'documents' else job + '-'}slurm-job.json"
 
