@@ -47,7 +47,8 @@ def _wait(check, what: str, log: Path | None = None, timeout: float = 60) -> Non
 
 
 class SlurmCluster:
-    """One node (this host, all its CPUs, 90% of its memory) in one partition, `debug`."""
+    """One node (this host, all its CPUs, 90% of its memory) in one partition, `debug`. Clusters
+    started side by side (two test runs) share nothing: ports, munged and folders are their own."""
 
     partition = "debug"
 
@@ -57,6 +58,7 @@ class SlurmCluster:
         self.keep = folder is not None
         self.folder = folder or Path(tempfile.mkdtemp(prefix="prox-slurm-"))
         self.conf = self.folder / "slurm.conf"
+        self.munge_folder: Path | None = None  # munged wants its socket in a folder that munge owns
         self.env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": f"{os.environ['PATH']}:/usr/sbin"}
         self._processes: list[subprocess.Popen] = []
 
@@ -71,7 +73,8 @@ class SlurmCluster:
         settings = {
             "ClusterName": "prox-test", "SlurmctldHost": f"{host}(127.0.0.1)", "SlurmUser": "root",
             "SlurmctldPort": _free_port(), "SlurmdPort": _free_port(),
-            "AuthType": "auth/munge", "CredType": "cred/munge", "MpiDefault": "none", "MailProg": "/bin/true",
+            "AuthType": "auth/munge", "CredType": "cred/munge", "AuthInfo": f"socket={self.munge_socket}",
+            "MpiDefault": "none", "MailProg": "/bin/true",
             "ProctrackType": "proctrack/linuxproc", "TaskPlugin": "task/none",
             "JobAcctGatherType": "jobacct_gather/none", "AccountingStorageType": "accounting_storage/none",
             "JobCompType": "jobcomp/none", "SelectType": "select/cons_tres", "SelectTypeParameters": "CR_CPU",
@@ -92,19 +95,35 @@ class SlurmCluster:
         with open(self.folder / "log" / f"{name}.out", "wb") as log:
             self._processes.append(subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
+    @property
+    def munge_socket(self) -> Path:
+        return self.munge_folder / "socket"
+
     def _munge_works(self) -> bool:
-        return subprocess.run(["munge", "-n"], capture_output=True).returncode == 0
+        return subprocess.run(["munge", "-n", "--socket", str(self.munge_socket)], capture_output=True).returncode == 0
 
     def start(self) -> SlurmCluster:
+        """munged of its own (its socket, pid and seed files in a folder of its own, which munge must own),
+        then slurmctld, then slurmd; what started is stopped if the rest fails."""
+        try:
+            return self._start_daemons()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_daemons(self) -> SlurmCluster:
+        MUNGE_SOCKET_DIR.mkdir(exist_ok=True)
+        self.munge_folder = Path(tempfile.mkdtemp(prefix="prox-slurm-", dir=MUNGE_SOCKET_DIR))
+        shutil.chown(self.munge_folder, "munge", "munge")
+        self.munge_folder.chmod(0o755)
+        if not Path("/etc/munge/munge.key").exists():
+            subprocess.run(["setpriv", "--reuid=munge", "--regid=munge", "--init-groups", "mungekey", "--create"],
+                           check=True)
         self._write_conf()
-        if not self._munge_works():  # a munged already running here is shared, not restarted
-            MUNGE_SOCKET_DIR.mkdir(exist_ok=True)
-            shutil.chown(MUNGE_SOCKET_DIR, "munge", "munge")
-            if not Path("/etc/munge/munge.key").exists():
-                subprocess.run(["runuser", "-u", "munge", "--", "mungekey", "--create"], check=True)
-            self._start("munged", "setpriv", "--reuid=munge", "--regid=munge", "--init-groups",
-                        "/usr/sbin/munged", "--foreground")
-            _wait(self._munge_works, "munged answering")
+        self._start("munged", "setpriv", "--reuid=munge", "--regid=munge", "--init-groups", "/usr/sbin/munged",
+                    "--foreground", f"--socket={self.munge_socket}", f"--pid-file={self.munge_folder}/munged.pid",
+                    f"--seed-file={self.munge_folder}/munged.seed")
+        _wait(self._munge_works, "munged answering", self.folder / "log/munged.out")
         self._start("slurmctld", "/usr/sbin/slurmctld", "-D")
         _wait(lambda: "UP" in self.run("scontrol", "ping", check=False).stdout, "slurmctld up",
               self.folder / "log/slurmctld.log")
@@ -121,6 +140,8 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self.munge_folder:
+            shutil.rmtree(self.munge_folder, ignore_errors=True)
         if not self.keep:
             shutil.rmtree(self.folder, ignore_errors=True)
 
