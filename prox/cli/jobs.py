@@ -8,7 +8,7 @@ from prox.cli.summary import print_summary
 from prox.engines import EngineError, ModelNotFoundError
 from prox.pipeline import NoInputError, run_shards
 from prox.pipeline.run_guard import OutputBusyError, SettingsChangedError
-from prox.pipeline.slurm_jobs import SlurmSubmitError
+from prox.pipeline.slurm_jobs import SlurmError
 
 EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the output; cron may simply try again later
 
@@ -37,7 +37,7 @@ def run_job(input_path: str, output_path: str, build_pipeline, settings: dict, *
         return run_shards(input_path, output_path, build_pipeline, settings, **options)
     except OutputBusyError as error:
         raise OutputBusy(str(error)) from error
-    except (NoInputError, ModelNotFoundError, EngineError, SettingsChangedError, SlurmSubmitError,
+    except (NoInputError, ModelNotFoundError, EngineError, SettingsChangedError, SlurmError,
             ValueError) as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:  # a missing input, an output that cannot be written

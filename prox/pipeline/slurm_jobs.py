@@ -20,14 +20,18 @@ from prox.pipeline.run_guard import OutputBusyError
 from prox.pipeline.shards import OutputLayout
 
 POLL_SECONDS = (1.0, 15.0)  # the first wait between checks, and the longest
+# squeue retries for a minute when its configuration file is missing, and a controller that is down
+# keeps it waiting too: past this, the job's state counts as unknown
+SQUEUE_TIMEOUT_SECONDS = 20
+UNANSWERED_SECONDS = 600  # --wait gives up after Slurm has not answered for this long
 
 
 class SlurmJobRunningError(OutputBusyError):
     """A job array submitted on this output is still queued or running."""
 
 
-class SlurmSubmitError(Exception):
-    """sbatch is missing here, or refused the job array."""
+class SlurmError(Exception):
+    """sbatch is missing here or refused the job array, or squeue stopped answering."""
 
 
 def submit(executor, script: str) -> None:
@@ -35,10 +39,10 @@ def submit(executor, script: str) -> None:
     try:
         executor.run()
     except FileNotFoundError as error:
-        raise SlurmSubmitError("sbatch not found: --executor slurm submits from a machine of the Slurm cluster "
+        raise SlurmError("sbatch not found: --executor slurm submits from a machine of the Slurm cluster "
                                "(a login node)") from error
     except subprocess.CalledProcessError as error:
-        raise SlurmSubmitError(f"sbatch refused the job array (exit status {error.returncode}; its message is "
+        raise SlurmError(f"sbatch refused the job array (exit status {error.returncode}; its message is "
                                f"above). The job script: {script}") from error
 
 
@@ -56,7 +60,7 @@ def job_states(job_id: str) -> list[str] | None:
     running: empty once the job has ended. None when Slurm cannot be asked here."""
     try:
         listed = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format", "%T"],
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, timeout=SQUEUE_TIMEOUT_SECONDS)
     except (OSError, subprocess.TimeoutExpired) as error:
         logger.warning(f"cannot ask Slurm about job {job_id}: {error}")
         return None
@@ -110,10 +114,16 @@ def wait_for_job(layout: OutputLayout, job_id: str, pending: list[str], slurm_lo
     a line that updates on a terminal, a log line per change otherwise."""
     live = sys.stderr.isatty()
     bar = tqdm(total=len(pending), desc=f"slurm job {job_id}", unit="shard", disable=not live, dynamic_ncols=True)
-    done, pause = 0, POLL_SECONDS[0]
+    done, pause, answered = 0, POLL_SECONDS[0], time.monotonic()
     try:
         while True:
             states = job_states(job_id)
+            if states is not None:
+                answered = time.monotonic()
+            elif time.monotonic() - answered > UNANSWERED_SECONDS:
+                raise SlurmError(f"stopped waiting: squeue has not answered for {UNANSWERED_SECONDS // 60} "
+                                       f"minutes. Slurm job {job_id} may still run; rerun the command once it "
+                                       "has ended")
             now_done = sum(layout.is_done(shard) for shard in pending)
             if now_done != done:
                 bar.update(now_done - done)
