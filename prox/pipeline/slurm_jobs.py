@@ -40,10 +40,10 @@ def submit(executor, script: str) -> None:
         executor.run()
     except FileNotFoundError as error:
         raise SlurmError("sbatch not found: --executor slurm submits from a machine of the Slurm cluster "
-                               "(a login node)") from error
+                         "(a login node)") from error
     except subprocess.CalledProcessError as error:
         raise SlurmError(f"sbatch refused the job array (exit status {error.returncode}; its message is "
-                               f"above). The job script: {script}") from error
+                         f"above). The job script: {script}") from error
 
 
 def record_name(job: str) -> str:
@@ -122,8 +122,8 @@ def wait_for_job(layout: OutputLayout, job_id: str, pending: list[str], slurm_lo
                 answered = time.monotonic()
             elif time.monotonic() - answered > UNANSWERED_SECONDS:
                 raise SlurmError(f"stopped waiting: squeue has not answered for {UNANSWERED_SECONDS // 60} "
-                                       f"minutes. Slurm job {job_id} may still run; rerun the command once it "
-                                       "has ended")
+                                 f"minutes. Slurm job {job_id} may still run; rerun the command once it "
+                                 "has ended")
             now_done = sum(layout.is_done(shard) for shard in pending)
             if now_done != done:
                 bar.update(now_done - done)
