@@ -18,6 +18,7 @@ import contextlib
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,18 +117,23 @@ def test_workers_share_prox_s_vllm_server_and_a_killed_run_resumes_to_the_same_o
     rerun, it writes what one uninterrupted process with the engine in it writes."""
     out = tmp_path / "out"
     args = refine_args(vllm_documents, out, vllm_model, *VLLM, "--workers", "2")
-    process = subprocess.Popen([sys.executable, "-m", "prox", *args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 600
-    while not list((out / "logs" / "shards").glob("*.json")) and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # prox and its workers; the server has a session of its own
-    process.wait()
-    assert 1 <= len(list((out / "logs" / "shards").glob("*.json"))) < 3, "the kill should land mid-run"
     server_log = out / "logs" / "vllm-server-0-0.log"
-    while holders_of(server_log) and time.time() < deadline:  # the kernel stops it as prox dies
-        time.sleep(0.5)
-    assert not holders_of(server_log)
+    for _ in range(3):  # on a loaded machine the last shards may all end before the kill lands: again
+        shutil.rmtree(out, ignore_errors=True)
+        process = subprocess.Popen([sys.executable, "-m", "prox", *args], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 600
+        while not list((out / "logs" / "shards").glob("*.json")) and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)  # prox and its workers; the server has a session of its own
+        process.wait()
+        while holders_of(server_log) and time.time() < deadline:  # the kernel stops it as prox dies
+            time.sleep(0.5)
+        assert not holders_of(server_log)
+        if 1 <= len(list((out / "logs" / "shards").glob("*.json"))) < 3:
+            break
+    else:
+        pytest.fail("the kill should land mid-run: three times in a row, it came after the last shard")
 
     rerun = run_prox(*args)
     assert "nothing to do" not in rerun.stdout and not holders_of(server_log)
