@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,13 @@ SAMPLES = ROOT / "samples" / "cc-programs.jsonl"
 
 def sample_rows() -> list[dict]:
     return [json.loads(line) for line in SAMPLES.read_text().splitlines()]
+
+
+def free_port() -> int:
+    """A localhost port that nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_prox(*args: str, check: bool = True) -> subprocess.CompletedProcess:

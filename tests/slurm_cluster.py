@@ -16,7 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel")
+from conftest import free_port
+
+COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel")
 MUNGE_SOCKET_DIR = Path("/run/munge")
 
 
@@ -24,17 +26,11 @@ def missing_reason() -> str | None:
     """Why no cluster can be started here, or None."""
     if os.geteuid() != 0:
         return "the Slurm daemons run as root here, and these tests do not"
-    missing = [name for name in DAEMONS if not shutil.which(name, path=f"{os.environ['PATH']}:/usr/sbin")]
+    missing = [name for name in COMMANDS if not shutil.which(name, path=f"{os.environ['PATH']}:/usr/sbin")]
     if missing:
         return (f"Slurm is not installed ({', '.join(missing)} missing): `make test` installs Debian's "
                 "slurmctld, slurmd, slurm-client and munge as root")
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait(check, what: str, log: Path | None = None, timeout: float = 60) -> None:
@@ -72,7 +68,7 @@ class SlurmCluster:
             (self.folder / name).mkdir()
         settings = {
             "ClusterName": "prox-test", "SlurmctldHost": f"{host}(127.0.0.1)", "SlurmUser": "root",
-            "SlurmctldPort": _free_port(), "SlurmdPort": _free_port(),
+            "SlurmctldPort": free_port(), "SlurmdPort": free_port(),
             "AuthType": "auth/munge", "CredType": "cred/munge", "AuthInfo": f"socket={self.munge_socket}",
             "MpiDefault": "none", "MailProg": "/bin/true",
             "ProctrackType": "proctrack/linuxproc", "TaskPlugin": "task/none",

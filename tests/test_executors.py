@@ -4,14 +4,13 @@ reruns as cron makes them. The real CLI in subprocesses, checked with `prox veri
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import outcome, run_locally, run_prox, write_sample_shards
+from conftest import free_port, outcome, run_locally, run_prox, write_sample_shards
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -26,9 +25,7 @@ def shards(tmp_path_factory) -> Path:
 def ray_address():
     """A one-node Ray cluster started here with the CPUs this machine has."""
     pytest.importorskip("ray")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     start = subprocess.run([str(BIN / "ray"), "start", "--head", "--port", str(port), "--node-ip-address",
                             "127.0.0.1", f"--num-cpus={os.cpu_count()}", "--include-dashboard=false",
                             "--disable-usage-stats"], capture_output=True, text=True, timeout=180)

@@ -3,13 +3,12 @@ credentials and endpoint from the environment as users give them."""
 
 import io
 import os
-import socket
 import subprocess
 import sys
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, SAMPLES, read_output, run_prox
+from conftest import ROOT, SAMPLES, free_port, read_output, run_prox
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +20,7 @@ def s3(tmp_path_factory):
     server_module = pytest.importorskip("moto.server")
     import boto3
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
