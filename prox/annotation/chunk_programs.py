@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from prox.annotation.refusals import LINE_OUTSIDE_CHUNK, REMOVES_TOO_MUCH, REWRITE_MISMATCH, Refused
-from prox.execution import Policy
+from prox.execution import MEASURING
 from prox.execution.chunk_level import execute_chunk, merge_ranges
 from prox.execution.words import count_words
 from prox.language import (
@@ -22,7 +22,6 @@ from prox.language import (
 )
 
 _FENCE = re.compile(r"```[a-zA-Z]*\n(.*?)```", re.DOTALL)
-_MEASURE = Policy(threshold_2=1.1, min_words=-1)  # run a program for what it does, whatever is left
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def checked_example(document: str, lines: range, program: str, removed: tuple[in
                     kinds: tuple[str, ...] = (), expected: str | None = None) -> ChunkExample | Refused:
     """`program` as an example, if it runs on its document with no diagnostic, gives `expected` (when
     given) and removes at most `max_removal` of the chunk's words."""
-    result = execute_chunk(document, parse_program(program, "chunk"), _MEASURE, load_language().limits)
+    result = execute_chunk(document, parse_program(program, "chunk"), MEASURING, load_language().limits)
     if result.diagnostics:
         first = result.diagnostics[0]
         return Refused(first.category.value, first.message)

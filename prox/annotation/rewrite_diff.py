@@ -11,6 +11,7 @@ to be checked by running the program (chunk_programs.checked_example).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -107,11 +108,18 @@ def _pair(original: list[str], rewritten: list[str], first: int, document: str, 
     derivation.insert(rewritten[j:])
 
 
+@functools.lru_cache(maxsize=256)
+def _matcher(line: str, rewritten: str) -> SequenceMatcher:
+    """One matcher per pair of lines: pairing asks for its blocks, sometimes twice, and the deletions
+    for its opcodes; the matcher keeps both once computed."""
+    return SequenceMatcher(None, line, rewritten, autojunk=False)
+
+
 def _shares(line: str, rewritten: str) -> tuple[float, float]:
     """The share of `rewritten` that comes from `line`, and of `line` found in `rewritten`, counting
     runs of _RUN characters or more (or the whole of a shorter line)."""
     run = min(_RUN, len(line.strip()) or 1, len(rewritten.strip()) or 1)
-    blocks = SequenceMatcher(None, line, rewritten, autojunk=False).get_matching_blocks()
+    blocks = _matcher(line, rewritten).get_matching_blocks()
     matched = sum(block.size for block in blocks if block.size >= run)
     return matched / max(len(rewritten.strip()), 1), matched / max(len(line.strip()), 1)
 
@@ -126,7 +134,7 @@ def _made_from(line: str, rewritten: str) -> bool:
 def _deletions_in(line: str, rewritten: str, index: int, document: str, derivation: _Derivation) -> None:
     """Keeps the spans of `line` the rewrite deleted (when each occurs once in the document)."""
     kept_line = []
-    for tag, i1, i2, _, _ in SequenceMatcher(None, line, rewritten, autojunk=False).get_opcodes():
+    for tag, i1, i2, _, _ in _matcher(line, rewritten).get_opcodes():
         span = line[i1:i2]
         if tag == "equal":
             kept_line.append(span)

@@ -9,13 +9,15 @@ through the same checks.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from prox.annotation.teacher_prompts import TeacherPrompt
 from prox.engines.base import Completion, GenerationSettings, Prompt
 from prox.engines.rules import chunk_calls, failed_rule, numbered_lines
-from prox.execution import Policy, execute_programs
+from prox.execution import MEASURING, execute_programs
 from prox.language import DropDoc, KeepChunk
 
 
@@ -71,16 +73,17 @@ class RulesTeacher:
     name = "rules"
 
     def answer(self, requests: list[TeacherRequest]) -> list[Completion]:
-        return [Completion(self._answer(request)) for request in requests]
+        calls = functools.cache(chunk_calls)  # each kind's prompt asks about the same chunk: its rules run once
+        return [Completion(self._answer(request, calls)) for request in requests]
 
-    def _answer(self, request: TeacherRequest) -> str:
+    def _answer(self, request: TeacherRequest, calls_of: Callable) -> str:
         task = request.prompt.task
         if task == "doc_scores":
             failure = failed_rule(request.subject)
             points = 1 if failure else 3
             why = f"{DropDoc(1, 'drop_doc').call} by {failure[0]}: {failure[1]}" if failure else "passes every filter"
             return f"The rules find that it {why}.\nEducational score: {points}\nFormat score: {points}"
-        calls = chunk_calls(request.subject, request.ends_document)
+        calls = calls_of(request.subject, request.ends_document)
         if task == "chunk_programs":
             wanted = set(request.prompt.rules)
             return "\n".join(call for call, names in calls if names[0] in wanted) or KeepChunk(1, "keep_chunk").call
@@ -88,7 +91,7 @@ class RulesTeacher:
         numbered = numbered_lines(request.subject)
         offset = "\n" * numbered[0][0]  # the calls name the document's line numbers
         cleaned = execute_programs(offset + "\n".join(line for _, line in numbered), None, program,
-                                   Policy(threshold_2=1.1, min_words=-1))
+                                   MEASURING)
         return "[clean]\n" + cleaned.text[len(offset):] + "\n[/clean]"
 
 

@@ -33,7 +33,7 @@ _DEFAULT = TrainSettings(data="", base="", output="", stage="doc")
 @click.option("--max-steps", type=int, default=_DEFAULT.max_steps, show_default=True,
               help="Stop after this many optimizer steps (-1: the epochs decide).")
 @click.option("--max-length", type=click.IntRange(min=8), default=_DEFAULT.max_length, show_default=True,
-              help="Tokens of prompt and completion; longer prompts are cut from their end.")
+              help="Tokens of prompt and completion; longer examples are left out, and counted.")
 @click.option("--key-token-weight", type=click.FloatRange(min=0), default=_DEFAULT.key_token_weight,
               show_default=True, help="Loss weight of the tokens of function names and argument values, against 1 "
               "for the rest of the completion (TL-Training).")

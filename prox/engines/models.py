@@ -23,8 +23,7 @@ def load_tokenizer(model: str):
     if model in published_models():
         model = BUNDLED_TOKENIZER
     try:
-        if not os.path.isdir(model) and not is_cached(model):
-            check_hub(model)
+        check_model(model, "tokenizer_config.json")
         return AutoTokenizer.from_pretrained(model)
     except ModelNotFoundError:
         raise
@@ -51,10 +50,10 @@ def is_cached(model: str, filename: str = "tokenizer_config.json") -> bool:
         return False
 
 
-def check_model(model: str) -> None:
-    """Raises ModelNotFoundError at once when `model` is neither a folder nor cached and the hub
-    cannot be reached; the model's own loading would retry for most of a minute first."""
-    if not os.path.isdir(model) and not is_cached(model, "config.json"):
+def check_model(model: str, filename: str = "config.json") -> None:
+    """Raises ModelNotFoundError at once when `model` is neither a folder nor has `filename` cached
+    and the hub cannot be reached; the model's own loading would retry for most of a minute first."""
+    if not os.path.isdir(model) and not is_cached(model, filename):
         check_hub(model)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from prox.engines import EngineSpec, GenerationSettings, Prompt
+from prox.pipeline.shards import OutputLayout
 
 
 def model_programs(rows: list[dict], spec: EngineSpec, max_new_tokens: int) -> list[str | None]:
@@ -22,11 +23,8 @@ def model_programs(rows: list[dict], spec: EngineSpec, max_new_tokens: int) -> l
 def run_programs(output: str | Path) -> dict[str, dict]:
     """A finished run's programs by document id: {"doc": doc_program, "chunk": chunk_program}.
     ValueError for a folder that is not a run's output."""
-    folder = Path(output)
     found: dict[str, dict] = {}
-    for path in sorted(folder.rglob("*.parquet")):
-        if path.relative_to(folder).parts[0] in ("logs", "prompts"):
-            continue
+    for path in (Path(output) / name for name in OutputLayout(str(output)).document_files()):
         if not {"id", "metadata"} <= set(pq.read_schema(path).names):
             raise ValueError(f"{path} has no id and metadata columns: is {output} the output of prox refine?")
         table = pq.read_table(path, columns=["id", "metadata"])

@@ -4,7 +4,7 @@ from prox.execution.chunk_level import ChunkResult, decide, execute_chunk, merge
 from prox.execution.doc_level import doc_drops
 from prox.execution.document import execute_programs
 from prox.execution.outcome import Action, Outcome, Reason
-from prox.execution.policy import Policy
+from prox.execution.policy import MEASURING, Policy
 
-__all__ = ["Action", "ChunkResult", "Outcome", "Policy", "Reason", "decide", "doc_drops", "execute_chunk",
+__all__ = ["MEASURING", "Action", "ChunkResult", "Outcome", "Policy", "Reason", "decide", "doc_drops", "execute_chunk",
            "execute_programs", "merge_ranges"]

@@ -16,3 +16,8 @@ class Policy:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Runs a program for what it does, whatever is left: nothing is dropped for removing too much or
+# leaving too few words (annotation measures what a teacher's program removes)
+MEASURING = Policy(threshold_2=1.1, min_words=-1)

@@ -28,6 +28,7 @@ from prox.language import DropDoc, KeepChunk, KeepDoc
 from prox.pipeline.build_prompts import document_prompts, prompt_builders
 from prox.pipeline.generate_programs import batches
 from prox.pipeline.progress import StageProgress
+from prox.pipeline.stats import AnnotationTally
 
 METHODS = ("programs", "rewrite")
 
@@ -67,8 +68,7 @@ class _Record:
         self.document, self.split = document, split
         self.rows: list[tuple[str, dict]] = []
         self.counts: Counter = Counter()
-        self.counters: dict[str, Counter] = {"refused_by_category": Counter(), "programs_by_kind": Counter(),
-                                             "rewrite_discarded": Counter()}
+        self.counters: dict[str, Counter] = {name: Counter() for name in AnnotationTally.COUNTERS}
 
     def example(self, prompt: dict, completion: str, **fields) -> None:
         row = {k: prompt[k] for k in ("id", "stage", "chunk", "prompt", "prompt_token_ids")}
@@ -108,18 +108,17 @@ class AnnotateDocuments(PipelineStep):
         try:
             for batch, end in batches(data, self.batch_size):
                 with self.track_time("batch"):
-                    self._annotate(batch, builders, models, teacher)
-                asked = sum(not d.metadata.get("prox_input_error") and bool(d.text.strip()) for d in batch)
+                    asked = self._annotate(batch, builders, models, teacher)
                 progress.add(len(batch), asked, 0)
                 yield from batch
                 if end is not None:
                     yield end
         finally:
-            progress.close()
             if hasattr(teacher, "close"):
                 teacher.close()
 
-    def _annotate(self, batch: list[Document], builders: dict, models: dict, teacher: Teacher) -> None:
+    def _annotate(self, batch: list[Document], builders: dict, models: dict, teacher: Teacher) -> int:
+        """Annotates the batch's documents in place; returns how many were sent to the teacher."""
         settings = self.settings
         records = [_Record(d, split_of(d.id, settings.validation_share)) for d in batch]
         todo = []
@@ -152,6 +151,7 @@ class AnnotateDocuments(PipelineStep):
                 self._chunk_example(record, row, pairs, teacher.name)
         for record in records:
             record.finish()
+        return len(todo)
 
     def _requests(self, document: Document, row: dict) -> list[TeacherRequest]:
         language = self.settings.language

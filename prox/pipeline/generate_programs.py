@@ -159,7 +159,6 @@ class GeneratePrograms(PipelineStep):
             if in_flight is not None:
                 yield from self._finish(in_flight, progress)
         finally:
-            progress.close()
             generator.shutdown(wait=True, cancel_futures=True)
 
     def _decision_tokens(self, tokenizer) -> DecisionTokens | None:

@@ -113,6 +113,3 @@ class StageProgress:
         logger.info(f"{self.stage} stage: {self.documents} documents ({self.requested} with requests), "
                     f"{self.tokens} prompt tokens, {self.documents / elapsed:.1f} docs/s, "
                     f"{self.tokens / elapsed:.0f} prompt tokens/s")
-
-    def close(self) -> None:
-        """Nothing to do for a live line: it goes on with the next task, and the run closes it."""

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from prox.pipeline.input_files import list_input
 from prox.pipeline.reader import ShardReader
-from prox.pipeline.shards import EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR, OutputLayout
+from prox.pipeline.shards import EXCLUDED_DIR, OutputLayout
 from prox.pipeline.stats import merge_summaries
 
 ACTIONS = ("kept", "modified", "dropped")
@@ -68,7 +68,7 @@ def reconcile(input_path: str, output_path: str, text_key: str = "text", id_key:
     actions: Counter = Counter()
     result = Reconciliation(input_rows=len(known), notes=listing.notes)
     problems: dict[str, list[str]] = {"unexplained": [], "misplaced": []}
-    for name in _output_files(layout):
+    for name in layout.document_files():
         excluded = name.startswith(f"{EXCLUDED_DIR}/")
         columns = ["id", "metadata.prox_shard", "metadata.prox_row", "metadata.prox_action"]
         with layout.folder.open(name, "rb") as file:
@@ -98,11 +98,6 @@ def reconcile(input_path: str, output_path: str, text_key: str = "text", id_key:
         result.counts[kind] = len(found)
         setattr(result, kind, found[:_LISTED])
     return result
-
-
-def _output_files(layout: OutputLayout) -> list[str]:
-    return sorted(f for f in layout.folder.list_files(recursive=True)
-                  if f.endswith(".parquet") and f.split("/", 1)[0] not in (LOGS_DIR, PROMPTS_DIR))
 
 
 def _stats_disagreements(layout: OutputLayout, input_rows: int, actions: Counter) -> list[str]:

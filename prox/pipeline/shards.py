@@ -94,6 +94,11 @@ class OutputLayout:
     def failure_name(self, shard: str) -> str:
         return f"{LOGS_DIR}/failed-{self.summaries}/{self.name(shard)}.json"
 
+    def document_files(self) -> list[str]:
+        """The parquet files a run wrote its documents to (not its logs, not a dry run's prompts), sorted."""
+        return sorted(f for f in self.folder.list_files(recursive=True)
+                      if f.endswith(".parquet") and f.split("/", 1)[0] not in (LOGS_DIR, PROMPTS_DIR))
+
     def is_done(self, shard: str) -> bool:
         return self.folder.isfile(self.summary_name(shard))
 

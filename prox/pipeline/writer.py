@@ -88,17 +88,16 @@ def _annotation_rows(document: Document) -> list[tuple[str, list]]:
 
 @dataclass(frozen=True)
 class _Output:
-    job: str  # whose bookkeeping (OutputLayout)
     kinds: tuple[str, ...]  # the output files of a shard
     rows_of: Callable[[Document], list[tuple[str, list]]]  # a document's rows, by kind
     to_table: Callable[[str, list], pa.Table]  # (kind, rows) to a table
 
 
 OUTPUTS = {
-    "documents": _Output("documents", ("kept", "excluded"), _document_rows, lambda _, rows: documents_to_table(rows)),
-    "prompts": _Output("prompts", ("prompts",), _prompt_rows, lambda _, rows: prompts_to_table(rows)),
-    "annotations": _Output("annotations", ("doc-train", "doc-validation", "chunk-train", "chunk-validation",
-                                           "refused"), _annotation_rows, annotations_to_table),
+    "documents": _Output(("kept", "excluded"), _document_rows, lambda _, rows: documents_to_table(rows)),
+    "prompts": _Output(("prompts",), _prompt_rows, lambda _, rows: prompts_to_table(rows)),
+    "annotations": _Output(("doc-train", "doc-validation", "chunk-train", "chunk-validation", "refused"),
+                           _annotation_rows, annotations_to_table),
 }
 
 
@@ -118,7 +117,7 @@ class ShardWriter(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         output = OUTPUTS[self.output]
-        layout = OutputLayout(self.output_path, job=output.job)
+        layout = OutputLayout(self.output_path, job=self.output)
         kinds = output.kinds
         open_shards: dict[str, dict[str, _Destination]] = {}
         for document in data:

@@ -135,5 +135,5 @@ def render(title: str, stats: dict, figures: RunFigures, sample: list[dict], lin
                   if k in settings],
         documents=documents, top_lines=counts.most_common(top), sampled_with_text=readable,
         comparison=comparison, other=other, actions=ACTIONS, failures=bool(figures.failures),
-        differing=[(sampled_document(a) | {"after": a["text"]}, sampled_document(b) | {"after": b["text"]}, gap)
+        differing=[(sampled_document(a), sampled_document(b), gap)
                    for a, b, gap in (comparison.differing if comparison else [])])

@@ -12,7 +12,8 @@ import orjson
 import pyarrow.parquet as pq
 from datatrove.io import DataFolder, get_datafolder
 
-from prox.pipeline.output_names import EXCLUDED_DIR, LOGS_DIR, PROMPTS_DIR
+from prox.pipeline.output_names import EXCLUDED_DIR
+from prox.pipeline.shards import OutputLayout
 
 _FIGURE_COLUMNS = ["metadata.prox_action", "metadata.prox_words_before", "metadata.prox_words_after",
                    "metadata.prox_operations", "metadata.prox_diagnostic_details"]
@@ -25,17 +26,13 @@ class RunFigures:
     removed_shares: Counter = field(default_factory=Counter)  # documents by 5% of words removed (0..20)
     operations: Counter = field(default_factory=Counter)  # documents by operations applied
     failures: Counter = field(default_factory=Counter)  # (stage, category) -> diagnostics
-    documents: int = 0
 
 
 def output_files(folder: DataFolder) -> list[str]:
     """The run's document files (with prox's id and metadata columns): kept and modified ones, then
     the excluded."""
-    skip = (LOGS_DIR, PROMPTS_DIR)
     files = []
-    for name in folder.find("", withdirs=False):
-        if not name.endswith(".parquet") or name.split("/")[0] in skip:
-            continue
+    for name in OutputLayout(folder).document_files():
         with folder.open(name, "rb") as file:
             if {"id", "metadata"} <= set(pq.read_schema(file).names):
                 files.append(name)
@@ -68,7 +65,6 @@ def run_figures(output: str) -> RunFigures:
 
 
 def _add(figures: RunFigures, row: dict) -> None:
-    figures.documents += 1
     before, after = row.get("prox_words_before") or 0, row.get("prox_words_after") or 0
     if row.get("prox_action") == "dropped":
         figures.removed_shares[20] += 1

@@ -31,7 +31,7 @@ class TrainSettings:
     warmup_ratio: float = 0.0  # share of the steps that warm the learning rate up
     weight_decay: float = 0.0
     max_steps: int = -1  # stop after this many optimizer steps (-1: the epochs decide)
-    max_length: int = 2048  # prompt and completion; longer prompts are cut from their end
+    max_length: int = 2048  # prompt and completion; longer examples are left out (counted)
     key_token_weight: float = 1.0
     seed: int = 0
     logging_steps: int = 10

@@ -4,12 +4,11 @@ from prox.engines.rules.doc_rules import DOC_RULES, DocText, doc_program, failed
 from prox.engines.rules.line_rules import (
     FRAGMENT_RULES,
     LINE_RULES,
-    NAVIGATION,
     chunk_calls,
     chunk_program,
     first_line_number,
     numbered_lines,
 )
 
-__all__ = ["DOC_RULES", "FRAGMENT_RULES", "LINE_RULES", "NAVIGATION", "DocText", "chunk_calls", "chunk_program",
+__all__ = ["DOC_RULES", "FRAGMENT_RULES", "LINE_RULES", "DocText", "chunk_calls", "chunk_program",
            "doc_program", "failed_rule", "first_line_number", "numbered_lines"]
