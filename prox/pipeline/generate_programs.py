@@ -191,13 +191,14 @@ class GeneratePrograms(PipelineStep):
 
     def _finish(self, done: _InFlight, progress: StageProgress) -> DocumentsPipeline:
         """Waits for a batch's completions, stores its programs, and passes the batch on."""
+        tokens = 0
         if done.result is not None:
             tick = time.perf_counter()
             completions, seconds = done.result.result()
             self.stat_update("waiting_for_engine_ms", value=round(1000 * (time.perf_counter() - tick)))
             self.stat_update("generation_ms", value=round(1000 * seconds))
             tokens = self._store(done.todo, done.prompts, completions)
-        progress.add(len(done.batch), len(done.todo), tokens if done.result is not None else 0)
+        progress.add(len(done.batch), len(done.todo), tokens)
         yield from done.batch
         if done.end is not None:
             yield done.end

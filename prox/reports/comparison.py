@@ -3,6 +3,7 @@ and the documents where they differ most."""
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ def compare(first: str, second: str, count: int = 5) -> Comparison:
     common = one.keys() & two.keys()
     pairs = Counter((one[i][0], two[i][0]) for i in common)
     agreement = {a: {b: pairs.get((a, b), 0) for b in ACTIONS} for a in ACTIONS}
-    gaps = sorted(common, key=lambda i: (-abs(one[i][1] - two[i][1]), i))[:count]
+    gaps = heapq.nsmallest(count, common, key=lambda i: (-abs(one[i][1] - two[i][1]), i))
     gaps = [i for i in gaps if one[i] != two[i]]
     left, right = documents_by_id(first, set(gaps)), documents_by_id(second, set(gaps))
     return Comparison(agreement, (sum(one[i][1] for i in common), sum(two[i][1] for i in common)), len(common),
