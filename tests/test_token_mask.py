@@ -1,0 +1,60 @@
+"""prox.engines.token_mask masks logits as xgrammar's own CPU kernel does (the one vLLM calls), bit for
+bit: rows that allow a few tokens, rows that forbid a few, rows that allow everything, mixed batches,
+some rows only (indices), logits wider than the mask (a padded vocabulary) and narrower, bfloat16;
+and it declines, changing nothing, where a mask allows and forbids many tokens alike."""
+
+import numpy as np
+import pytest
+import torch
+
+from prox.engines.token_mask import apply_token_bitmask
+
+xgrammar = pytest.importorskip("xgrammar", reason="xgrammar comes with vLLM's CPU build (make test installs it)")
+
+ROWS, VOCAB = 12, 32000
+WORDS = (VOCAB + 31) // 32
+
+
+def masks() -> dict[str, torch.Tensor]:
+    generator = np.random.default_rng(7)
+    few = np.zeros((ROWS, WORDS), dtype=np.int32)
+    few[:, 3] = 0b1011
+    few[np.arange(ROWS), generator.integers(0, WORDS, ROWS)] |= np.int32(-(2**31))  # the sign bit too
+    few[:, -1] = -1  # the last word's tokens, some past a narrow vocabulary
+    many = np.full((ROWS, WORDS), -1, dtype=np.int32)
+    many[:, 0] = 0
+    many[:, 17] = np.int32(~(1 << 5))
+    mixed = few.copy()
+    mixed[::2] = many[::2]
+    mixed[::5] = -1
+    return {name: torch.from_numpy(mask) for name, mask in
+            {"few": few, "many": many, "mixed": mixed, "all": np.full((ROWS, WORDS), -1, dtype=np.int32),
+             "none": np.zeros((ROWS, WORDS), dtype=np.int32)}.items()}
+
+
+@pytest.mark.parametrize("width", [VOCAB, VOCAB + 7, VOCAB - 5])
+@pytest.mark.parametrize("indices", [None, [1, 4, 9], [9, 0, 5]])
+@pytest.mark.parametrize("name", ["few", "many", "mixed", "all", "none"])
+@pytest.mark.filterwarnings("ignore:The bitmask covers only")  # xgrammar's, for the padded vocabulary
+def test_the_same_logits_as_xgrammars_kernel(name, indices, width):
+    logits = torch.randn(ROWS, width, generator=torch.Generator().manual_seed(3))
+    theirs, ours = logits.clone(), logits.clone()
+    xgrammar.apply_token_bitmask_inplace(theirs, masks()[name], indices=indices)
+    assert apply_token_bitmask(ours, masks()[name], indices)
+    assert torch.equal(theirs, ours)
+
+
+def test_bfloat16_logits():
+    logits = torch.randn(ROWS, VOCAB).to(torch.bfloat16)
+    theirs, ours = logits.clone(), logits.clone()
+    xgrammar.apply_token_bitmask_inplace(theirs, masks()["mixed"])
+    assert apply_token_bitmask(ours, masks()["mixed"])
+    assert torch.equal(theirs, ours)
+
+
+def test_a_mask_that_allows_and_forbids_many_tokens_alike_is_left_to_the_caller():
+    halves = torch.full((ROWS, WORDS), 0x55555555, dtype=torch.int32)
+    logits = torch.randn(ROWS, VOCAB)
+    untouched = logits.clone()
+    assert not apply_token_bitmask(logits, halves)
+    assert torch.equal(logits, untouched)
