@@ -20,6 +20,7 @@ import queue
 import threading
 from collections.abc import Iterator
 
+from prox.engines import vllm_plugin
 from prox.engines.base import Completion, EngineError, GenerationSettings, Prompt
 from prox.engines.context import fit_to_context, prompt_ids
 from prox.engines.models import ModelNotFoundError, load_tokenizer, not_found_message
@@ -70,6 +71,7 @@ class VLLMEngine:
         except ImportError as error:
             raise EngineError("the vllm engine needs vLLM: pip install 'prox[vllm]' on a GPU machine") from error
         self.tokenizer = load_tokenizer(model)
+        vllm_plugin.enable()  # here and in the engine core vLLM starts
         self.sampling_params, self.structured_outputs = SamplingParams, StructuredOutputsParams
         self.final_only = RequestOutputKind.FINAL_ONLY
         self.fixed_output_tokens = fixed_output_tokens

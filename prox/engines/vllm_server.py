@@ -25,6 +25,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from prox.engines import vllm_plugin
 from prox.engines.base import EngineError
 from prox.engines.vllm_engine import GRAMMAR_BACKEND
 
@@ -43,7 +44,8 @@ class VLLMServer:
         self.log, self.model = log, model
         command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
                    "--host", "127.0.0.1", "--port", str(port), *args]
-        environment = os.environ | ({"CUDA_VISIBLE_DEVICES": devices} if devices is not None else {})
+        environment = os.environ | {vllm_plugin.SWITCH: "1"} | (
+            {"CUDA_VISIBLE_DEVICES": devices} if devices is not None else {})
         log.parent.mkdir(parents=True, exist_ok=True)
         parent = os.getpid()
         with open(log, "ab") as output:  # a rerun's server adds to the log of the run it resumes
