@@ -11,54 +11,78 @@ built to write one program after any prompt (vllm_server.chain_llama), "keep_doc
 and a 13-token normalize at the chunk stage, which the grammars allow; the outputs are checked equal.
 On a CPU (vLLM's CPU build) they are tiny (1 layer, hidden 128), so the grammar's share of the time is
 as large as it gets: a real refiner spends far longer per token. The prompts are the real ones of
-the bundled web documents (repeated up to the count; long documents cut, --truncate-document, so that
-every prompt ends as the template does). Each measurement runs ROUNDS times, taking
-turns with its pair, and the best counts: on a shared machine, runs in turn see the same load.
+the bundled DCLM pages (281 different pages, repeated up to the count; long documents cut,
+--truncate-document, so that every prompt ends as the template does). Each measurement runs ROUNDS
+times, taking turns with its pair, and each ratio is the median of the rounds' ratios: on a shared
+machine, runs in turn see about the same load, and the rounds' range shows what it did. Every round
+prefills its prompts (vLLM's prefix cache is emptied before each), as a run does. prox's vLLM plugin
+builds each grammar once (prox/engines/vllm_plugin.py): each round's grammars end in a comment of
+their own, so that every round pays for building its grammars as a run's first pass over these
+documents would (chunks share a grammar where their line ranges agree).
 
 Writes bench-out/constrained.json (constrained_cpu.json on a CPU). Goal: the grammar costs under 10%.
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 from bench_report import machine, save
 from vllm_server import chain_llama
 
 from prox.engines import BUNDLED_TOKENIZER, GenerationSettings, Prompt, load_tokenizer
+from prox.engines.context import prompt_ids
 from prox.language.grammar import program_grammar
 from prox.prompts import PromptBuilder, load_prompts
 from prox.prompts.decisions import decision_tokens
 
 ROOT = Path(__file__).parents[1]
-ROUNDS = 3
+ROUNDS = 5
+CONTEXT = 4096
+CHUNK_TOKENS = 256  # the chunk stage's budget
 CHUNK_PROGRAM = 'normalize(source_str="Click here to subscribe")'
 
 
 def documents(count: int) -> list[str]:
-    texts = [json.loads(line)["text"] for line in (ROOT / "samples" / "web-documents.jsonl").open()]
+    texts = [json.loads(line)["text"] for line in gzip.open(ROOT / "samples" / "dclm-labeled-281.jsonl.gz", "rt")]
     texts = [t for t in texts if t.strip()]
     return [texts[i % len(texts)] for i in range(count)]
 
 
 def timed(engine, prompts: list[Prompt], settings: GenerationSettings) -> tuple[float, list[str]]:
-    """Prompts per second of one call, and its texts."""
+    """Prompts per second of one call, and its texts. vLLM's prefix cache is emptied first: within the
+    call, prompts share the template's start as in a run, but not what an earlier call computed."""
+    engine.llm.reset_prefix_cache()
     tick = time.perf_counter()
     completions = engine.generate(prompts, settings)
     return len(prompts) / (time.perf_counter() - tick), [c.text for c in completions]
 
 
-def compare(engine, pairs: dict[str, tuple[list[Prompt], GenerationSettings]]) -> dict[str, float]:
-    """Each measurement's best rate over ROUNDS rounds, taken in turns."""
-    rates = dict.fromkeys(pairs, 0.0)
-    for _ in range(ROUNDS):
+def compare(engine, pairs: dict[str, tuple[Callable[[str], list[Prompt]], GenerationSettings]]) -> dict[str, list]:
+    """Each measurement's rate in each of ROUNDS rounds, taken in turns; `prompts(round)` gives a
+    round's prompts."""
+    rates: dict[str, list] = {name: [] for name in pairs}
+    for round_ in range(ROUNDS):
         for name, (prompts, settings) in pairs.items():
-            rates[name] = max(rates[name], timed(engine, prompts, settings)[0])
+            rates[name].append(timed(engine, prompts(f"round {round_}"), settings)[0])
     return rates
+
+
+def ratios(rates: dict[str, list], name: str) -> list[float]:
+    """`name`'s rate over the free one's, round by round (the two ran one after the other)."""
+    return sorted(mine / free for mine, free in zip(rates[name], rates["free"], strict=True))
+
+
+def grammar(level: str, lines: tuple[int, int] | None, round_: str) -> str:
+    """The grammar prox sends, with the round's comment: built again in each round."""
+    return program_grammar(level, lines) + f"// {round_}\n"
 
 
 def main() -> None:
@@ -77,43 +101,56 @@ def main() -> None:
     lines = builder.document_lines(texts)
     doc_ids = builder.doc_prompt_ids(texts, lines)
     chunks = [p for document in builder.chunk_prompts_batch(texts, lines) for p in document]
+    chunks = [p for p, ids in zip(chunks, prompt_ids(tokenizer, chunks), strict=True)  # those that fit
+              if len(ids) + CHUNK_TOKENS <= CONTEXT]
     decisions = decision_tokens(tokenizer)
     options = {"dtype": "bfloat16" if gpu else "float32", "gpu_memory_utilization": 0.4 if gpu else 0.15,
-               "enforce_eager": not gpu, "max_model_len": 4096}
+               "enforce_eager": not gpu, "max_model_len": CONTEXT}
     figures: dict = {"machine": machine(), "device": torch.cuda.get_device_name(0) if gpu else "CPU",
-                     "documents": count, "chunks": len(chunks), "rounds": ROUNDS}
+                     "documents": count, "chunks": len(chunks), "rounds": ROUNDS,
+                     "chunk_grammars": len({(p.lines.start, p.lines.stop) for p in chunks})}
     with tempfile.TemporaryDirectory() as folder:
         doc_model = chain_llama(Path(folder) / "doc", tokenizer, "keep_doc()")
         chunk_model = chain_llama(Path(folder) / "chunk", tokenizer, CHUNK_PROGRAM)
         doc_engine = VLLMEngine(str(doc_model), **options)
         free = [Prompt(ids=tuple(ids)) for ids in doc_ids]
-        constrained = [Prompt(ids=tuple(ids), grammar=program_grammar("doc")) for ids in doc_ids]
+
+        def constrained(round_: str) -> list[Prompt]:
+            return [Prompt(ids=tuple(ids), grammar=grammar("doc", None, round_)) for ids in doc_ids]
+
         scored = GenerationSettings(2000, decisions.ids)
         one_token = GenerationSettings(1, decisions.ids)
-        assert timed(doc_engine, free, scored)[1] == timed(doc_engine, constrained, scored)[1] \
+        assert timed(doc_engine, free, scored)[1] == timed(doc_engine, constrained("check"), scored)[1] \
             == ["keep_doc()"] * count
-        doc = compare(doc_engine, {"free": (free, scored), "constrained": (constrained, scored),
-                                   "drop_threshold": (free, one_token)})
+        doc = compare(doc_engine, {"free": (lambda _: free, scored), "constrained": (constrained, scored),
+                                   "drop_threshold": (lambda _: free, one_token)})
         del doc_engine
         chunk_engine = VLLMEngine(str(chunk_model), **options)
         free = [Prompt(ids=p.ids, text=None if p.ids else p.text) for p in chunks]
-        constrained = [Prompt(ids=p.ids, text=None if p.ids else p.text,
-                              grammar=program_grammar("chunk", (p.lines.start, p.lines.stop - 1))) for p in chunks]
-        settings = GenerationSettings(256)
-        assert timed(chunk_engine, free, settings)[1] == timed(chunk_engine, constrained, settings)[1] \
+
+        def constrained(round_: str) -> list[Prompt]:
+            return [Prompt(ids=p.ids, text=None if p.ids else p.text,
+                           grammar=grammar("chunk", (p.lines.start, p.lines.stop - 1), round_)) for p in chunks]
+
+        settings = GenerationSettings(CHUNK_TOKENS)
+        assert timed(chunk_engine, free, settings)[1] == timed(chunk_engine, constrained("check"), settings)[1] \
             == [CHUNK_PROGRAM] * len(chunks)
-        chunk = compare(chunk_engine, {"free": (free, settings), "constrained": (constrained, settings)})
-    figures |= {"doc_prompts_per_s": doc, "chunk_prompts_per_s": chunk,
-                "constrained_cost_doc": 1 - doc["constrained"] / doc["free"],
-                "constrained_cost_chunk": 1 - chunk["constrained"] / chunk["free"],
-                "drop_threshold_speedup_doc": doc["drop_threshold"] / doc["free"]}
+        chunk = compare(chunk_engine, {"free": (lambda _: free, settings), "constrained": (constrained, settings)})
+    costs = {stage: [1 - ratio for ratio in reversed(ratios(rates, "constrained"))]
+             for stage, rates in (("doc", doc), ("chunk", chunk))}
+    speedups = ratios(doc, "drop_threshold")
+    figures |= {"doc_prompts_per_s": doc, "chunk_prompts_per_s": chunk, "constrained_costs": costs,
+                "constrained_cost_doc": median(costs["doc"]), "constrained_cost_chunk": median(costs["chunk"]),
+                "drop_threshold_speedup_doc": median(speedups)}
     save("constrained" if gpu else "constrained_cpu", figures)
-    print(f"constrained ({figures['device']}, {count} documents, {len(chunks)} chunks, best of {ROUNDS}):")
-    print(f"  doc stage   free {doc['free']:8.1f}/s  constrained {doc['constrained']:8.1f}/s "
-          f"(cost {100 * figures['constrained_cost_doc']:.1f}%)  --drop-threshold {doc['drop_threshold']:8.1f}/s "
-          f"({figures['drop_threshold_speedup_doc']:.2f}x)")
-    print(f"  chunk stage free {chunk['free']:8.1f}/s  constrained {chunk['constrained']:8.1f}/s "
-          f"(cost {100 * figures['constrained_cost_chunk']:.1f}%)")
+    print(f"constrained ({figures['device']}, {count} documents, {len(chunks)} chunks with "
+          f"{figures['chunk_grammars']} different grammars; medians of {ROUNDS} rounds, their range in brackets):")
+    for stage, rates in (("doc", doc), ("chunk", chunk)):
+        print(f"  {stage:5} stage free {median(rates['free']):7.1f}/s  "
+              f"constrained {median(rates['constrained']):7.1f}/s  cost {100 * median(costs[stage]):.1f}% "
+              f"[{100 * costs[stage][0]:.1f} to {100 * costs[stage][-1]:.1f}]")
+    print(f"  doc stage --drop-threshold {median(doc['drop_threshold']):7.1f}/s: {median(speedups):.2f}x free "
+          f"[{speedups[0]:.2f} to {speedups[-1]:.2f}]")
 
 
 if __name__ == "__main__":
