@@ -64,7 +64,9 @@ def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, v
                                                             tmp_path):
     settings = json.loads((vllm_run / "logs" / "settings.json").read_text())
     assert settings["engine"]["kind"] == "vllm"  # auto picks vLLM wherever it is installed
-    assert (vllm_run / "run.log").read_text().count("Initializing a V1 LLM engine") == 1  # both stages share it
+    log = (vllm_run / "run.log").read_text()
+    assert log.count("Initializing a V1 LLM engine") == 1  # both stages share it
+    assert log.count("prox's vLLM plugin: grammars built once, CPU masks by rows") >= 2  # engine core, worker
     run_prox(*refine_args(vllm_documents, tmp_path / "hf", vllm_model, *TRANSFORMERS))
     by_vllm, by_transformers = refined_outputs(vllm_run), refined_outputs(tmp_path / "hf")
     assert by_vllm == by_transformers

@@ -1,12 +1,18 @@
 """prox's vLLM plugin (prox/engines/vllm_plugin.py) with vLLM's own pieces:
 - vLLM loads it as a general plugin, and it changes vLLM only where prox switched it on;
-- each grammar's matcher is built once, and every request gets a matcher of its own in the first
-  state, which masks as a freshly built one does;
+- a grammar is built a few times (once per mask-filling thread, and again every COPIES_PER_BUILD
+  requests), and every request gets a matcher of its own in the first state, which masks as a freshly
+  built one does;
 - a grammar is validated once; one that vLLM refuses is refused every time, with vLLM's error;
 - masks it declines to apply go to xgrammar's kernel.
-Whole runs through the plugin: test_vllm_engine.py and test_constrained.py; its speed:
-benchmarks/constrained.py."""
+- on prox's vLLM engine, a model's clean chunk programs come out the same with their grammars, the
+  real chunk prompts of the bundled documents.
+Whole runs through the plugin (each vLLM process says what it changed): test_vllm_engine.py; its
+speed: benchmarks/constrained.py."""
 
+import json
+import multiprocessing
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -20,27 +26,28 @@ from prox.language.grammar import program_grammar
 
 pytestmark = needs_vllm
 
-WRAPPED = """
-from vllm.plugins import load_general_plugins
-load_general_plugins()
-import xgrammar
+LOADED = """
+import os, xgrammar
+from vllm.plugins import DEFAULT_PLUGINS_GROUP, load_general_plugins, load_plugins_by_group
 from vllm.v1.structured_output import backend_guidance as guidance
-print(guidance.validate_guidance_grammar.__qualname__, guidance.GuidanceBackend.compile_grammar.__qualname__,
-      xgrammar.apply_token_bitmask_inplace.__qualname__)
+def wrapped():
+    return [f.__qualname__.split(".")[0] for f in (guidance.validate_guidance_grammar,
+            guidance.GuidanceBackend.compile_grammar, xgrammar.apply_token_bitmask_inplace)]
+load_general_plugins()  # as vLLM does in each of its processes, here with the switch off
+print(*wrapped())
+os.environ["PROX_VLLM_PLUGIN"] = "1"
+for plugin in load_plugins_by_group(DEFAULT_PLUGINS_GROUP).values():  # again, the switch on
+    plugin()
+print(*wrapped())
 """
 
 
-@pytest.mark.parametrize("switch", ["1", None])
-def test_vllm_loads_it_and_it_acts_only_where_prox_switched_it_on(switch):
-    environment = {"PATH": "/usr/bin:/bin"} | ({vllm_plugin.SWITCH: switch} if switch else {})
-    result = subprocess.run([sys.executable, "-c", WRAPPED], capture_output=True, text=True, env=environment,
-                            timeout=300, check=True)
-    names = result.stdout.split()
-    if switch:
-        assert [name.split(".")[0] for name in names] == ["_validating_once", "_compiling_once", "_masking_by_rows"]
-    else:
-        assert names == ["validate_guidance_grammar", "GuidanceBackend.compile_grammar",
-                         "apply_token_bitmask_inplace"]
+def test_vllm_loads_it_and_it_acts_only_where_prox_switched_it_on():
+    result = subprocess.run([sys.executable, "-c", LOADED], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin"}, timeout=300, check=True)
+    off, on = result.stdout.splitlines()
+    assert off.split() == ["validate_guidance_grammar", "GuidanceBackend", "apply_token_bitmask_inplace"]
+    assert on.split() == ["_validating_once", "_compiling_once", "_masking_by_rows"]
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +59,31 @@ def backend(llama_tokenizer):
     return GuidanceBackend(config, tokenizer=llama_tokenizer, vocab_size=32000)
 
 
-def test_each_request_gets_a_matcher_of_its_own_from_one_build(backend, llama_tokenizer):
+def test_each_request_gets_a_matcher_of_its_own_from_a_few_builds(backend, llama_tokenizer, monkeypatch):
+    """As many builds as vLLM has threads filling masks, then copies of them in turns; a build gives
+    COPIES_PER_BUILD copies, then another replaces it. Each copy starts in the first state, whatever
+    the others did, and masks as a fresh build does."""
     from vllm.v1.structured_output.backend_guidance import GuidanceBackend
     from vllm.v1.structured_output.backend_types import StructuredOutputOptions
 
-    compile_once = vllm_plugin._compiling_once(GuidanceBackend.compile_grammar)
+    builds = []
+
+    def build(backend, *args, **kwargs):
+        builds.append(args)
+        return GuidanceBackend.compile_grammar(backend, *args, **kwargs)
+
+    monkeypatch.setattr(vllm_plugin, "COPIES_PER_BUILD", 3)
+    compile_once = vllm_plugin._compiling_once(build)
+    threads = max(1, min(multiprocessing.cpu_count() // 2, 8))
     grammar = program_grammar("chunk", (3, 12))
-    first, second = (compile_once(backend, StructuredOutputOptions.GRAMMAR, grammar) for _ in range(2))
-    assert backend._prox_pristine.cache_info()[:2] == (1, 1)  # one hit, one build
+    first, second, *_ = (compile_once(backend, StructuredOutputOptions.GRAMMAR, grammar) for _ in range(3 * threads))
+    assert len(builds) == threads
     program = llama_tokenizer.encode("remove_lines(line_start=4, line_end=12)", add_special_tokens=False)
     assert first.accept_tokens("first", program)
     assert first.ll_matcher.is_accepting()
     assert second.validate_tokens(program) == program  # untouched by the first's tokens
     third = compile_once(backend, StructuredOutputOptions.GRAMMAR, grammar)
+    assert len(builds) == threads + 1  # the first build gave its 3 copies
     fresh = GuidanceBackend.compile_grammar(backend, StructuredOutputOptions.GRAMMAR, grammar)
     masks = torch.zeros((2, 1000), dtype=torch.int32)
     for token in program:
@@ -109,3 +128,30 @@ def test_masks_it_declines_go_to_xgrammars_kernel():
     apply(logits, halves)
     xgrammar.apply_token_bitmask_inplace(theirs, halves)
     assert torch.equal(logits, theirs) and torch.isinf(logits).sum() == 4 * 16000
+
+
+def test_on_prox_s_vllm_engine_clean_programs_come_out_the_same_under_their_grammars(llama_tokenizer, tmp_path,
+                                                                                     monkeypatch):
+    """A model that writes one clean chunk program after any prompt (chain_llama): the same program
+    under each chunk's grammar (its own line numbers), free and constrained in one engine."""
+    from vllm_server import chain_llama
+
+    from prox.engines import GenerationSettings, Prompt
+    from prox.engines.vllm_engine import VLLMEngine
+    from prox.prompts import PromptBuilder, load_prompts
+
+    monkeypatch.delenv(vllm_plugin.SWITCH, raising=False)  # the engine sets it; set back after the test
+    program = 'normalize(source_str="e")'
+    engine = VLLMEngine(str(chain_llama(tmp_path / "model", llama_tokenizer, program)), dtype="float32",
+                        gpu_memory_utilization=0.1, enforce_eager=True, max_model_len=4096)
+    assert os.environ[vllm_plugin.SWITCH] == "1"
+    builder = PromptBuilder(load_prompts("web"), llama_tokenizer, truncate_document=True)
+    texts = [json.loads(line)["text"] for line in open("samples/web-documents.jsonl")][:12]
+    chunks = [p for document in builder.chunk_prompts_batch(texts, builder.document_lines(texts)) for p in document]
+    prompts = [Prompt(ids=p.ids, text=None if p.ids else p.text) for p in chunks]
+    constrained = [Prompt(ids=p.ids, text=None if p.ids else p.text,
+                          grammar=program_grammar("chunk", (p.lines.start, p.lines.stop - 1))) for p in chunks]
+    settings = GenerationSettings(256)
+    free = [c.text for c in engine.generate(prompts, settings)]
+    assert len(chunks) >= 12 and free == [program] * len(chunks)
+    assert [c.text for c in engine.generate(constrained, settings)] == free

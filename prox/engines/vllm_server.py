@@ -44,7 +44,7 @@ class VLLMServer:
         self.log, self.model = log, model
         command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
                    "--host", "127.0.0.1", "--port", str(port), *args]
-        environment = os.environ | {vllm_plugin.SWITCH: "1"} | (
+        environment = os.environ | {vllm_plugin.SWITCH: vllm_plugin.wanted()} | (
             {"CUDA_VISIBLE_DEVICES": devices} if devices is not None else {})
         log.parent.mkdir(parents=True, exist_ok=True)
         parent = os.getpid()
