@@ -33,7 +33,7 @@ def masks() -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("width", [VOCAB, VOCAB + 7, VOCAB - 5])
-@pytest.mark.parametrize("indices", [None, [1, 4, 9], [9, 0, 5]])
+@pytest.mark.parametrize("indices", [None, [1, 4, 9], [9, 0, 5], [2, 2, 3], []])
 @pytest.mark.parametrize("name", ["few", "many", "mixed", "all", "none"])
 @pytest.mark.filterwarnings("ignore:The bitmask covers only")  # xgrammar's, for the padded vocabulary
 def test_the_same_logits_as_xgrammars_kernel(name, indices, width):
@@ -41,6 +41,14 @@ def test_the_same_logits_as_xgrammars_kernel(name, indices, width):
     theirs, ours = logits.clone(), logits.clone()
     xgrammar.apply_token_bitmask_inplace(theirs, masks()[name], indices=indices)
     assert apply_token_bitmask(ours, masks()[name], indices)
+    assert torch.equal(theirs, ours)
+
+
+def test_logits_that_are_a_view_of_wider_ones():
+    wider = torch.randn(ROWS, VOCAB + 64)
+    theirs, ours = wider.clone(), wider.clone()
+    xgrammar.apply_token_bitmask_inplace(theirs[:, :VOCAB], masks()["mixed"])
+    assert apply_token_bitmask(ours[:, :VOCAB], masks()["mixed"])
     assert torch.equal(theirs, ours)
 
 
@@ -52,9 +60,21 @@ def test_bfloat16_logits():
     assert torch.equal(theirs, ours)
 
 
-def test_a_mask_that_allows_and_forbids_many_tokens_alike_is_left_to_the_caller():
-    halves = torch.full((ROWS, WORDS), 0x55555555, dtype=torch.int32)
-    logits = torch.randn(ROWS, VOCAB)
+@pytest.mark.parametrize("case", ["many alike", "1-D", "int64 mask", "fewer mask rows", "row -1", "row past"])
+def test_what_it_declines_is_left_to_the_caller_untouched(case):
+    """A mask that allows and forbids many tokens alike (xgrammar's kernel is as fast), and tensors
+    vLLM never passes (xgrammar's kernel says what is wrong with them)."""
+    logits, mask, indices = torch.randn(ROWS, VOCAB), masks()["few"], None
+    if case == "many alike":
+        mask = torch.full((ROWS, WORDS), 0x55555555, dtype=torch.int32)
+    elif case == "1-D":
+        logits, mask = logits[0], mask[0]
+    elif case == "int64 mask":
+        mask = mask.to(torch.int64)
+    elif case == "fewer mask rows":
+        mask = mask[:-1]
+    else:
+        indices = [-1] if case == "row -1" else [ROWS]
     untouched = logits.clone()
-    assert not apply_token_bitmask(logits, halves)
+    assert not apply_token_bitmask(logits, mask, indices)
     assert torch.equal(logits, untouched)

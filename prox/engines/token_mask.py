@@ -14,23 +14,29 @@ import numpy as np
 import torch
 
 FORBIDDEN = float("-inf")
-MOST_WORDS_TOUCHED = 1 / 8  # past this share of the mask's words, xgrammar's kernel is as fast
+MOST_WORDS_SHARE = 1 / 8  # past this share of the mask's words to unpack, xgrammar's kernel is as fast
 
 
 def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, indices: list[int] | None = None) -> bool:
     """Masks `logits` (rows, vocabulary; float, on the CPU) in place with `bitmask` (rows, words;
     int32), row `i` of one with row `i` of the other, for every row or the rows in `indices`, as
     xgrammar.apply_token_bitmask_inplace does. False, with nothing changed, where a mask allows and
-    forbids too many tokens alike for this to pay: the caller applies it its own way."""
+    forbids too many tokens alike for this to pay, or where the tensors are not what vLLM passes (2-D,
+    an int32 mask, rows that exist): the caller applies it its own way, and says what is wrong."""
+    if logits.dim() != 2 or bitmask.dim() != 2 or bitmask.dtype != torch.int32:
+        return False
     words = bitmask.numpy()
     rows = np.arange(len(words)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if (indices is None and len(words) != len(logits)) or (
+            len(rows) and (rows.min() < 0 or rows.max() >= min(len(words), len(logits)))):
+        return False
     words = words[rows]
-    allowing, forbidding = (words != 0).sum(axis=1), (words != -1).sum(axis=1)
-    if np.minimum(allowing, forbidding).sum() > MOST_WORDS_TOUCHED * words.size:
+    allowing, forbidding = (words != 0).sum(axis=1), (words != -1).sum(axis=1)  # words with a bit set, a bit clear
+    if np.minimum(allowing, forbidding).sum() > MOST_WORDS_SHARE * words.size:
         return False
     vocab = min(logits.shape[-1], words.shape[-1] * 32)
     target = logits[:, :vocab]
-    few = allowing < forbidding  # rows that allow fewer tokens than they forbid
+    few = allowing < forbidding  # rows whose allowed tokens are the fewer to unpack
     if few.any():
         few_rows = rows[few]
         row, token = _set_bits(words[few], vocab)
@@ -55,7 +61,8 @@ def _set_bits(words: np.ndarray, vocab: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _forbid_rows(target: torch.Tensor, rows: np.ndarray) -> None:
-    if np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):  # a run of rows (mostly all): one fill
+    """-inf in every column of `rows`: one fill where they are a run (mostly, all of them)."""
+    if np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
         target[rows[0]:rows[0] + len(rows)].fill_(FORBIDDEN)
     else:
         target.index_fill_(0, torch.from_numpy(rows), FORBIDDEN)
