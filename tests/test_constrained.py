@@ -2,12 +2,12 @@
 programs it writes without the grammar are malformed; with it, every program of both stages parses
 with no diagnostics, every doc program is drop_doc() or keep_doc(), and every line number of a chunk
 program lies in the document (its chunks' own lines). A model's programs that run cleanly come out the
-same with --constrained, on transformers and on vLLM. vLLM and its server with a random Llama:
+same with --constrained (on vLLM: test_vllm_plugin.py). vLLM and its server with a random Llama:
 test_vllm_engine.py.
 """
 
 import pytest
-from conftest import TRANSFORMERS, VLLM, needs_vllm, random_llama, read_output, run_prox
+from conftest import TRANSFORMERS, random_llama, read_output, run_prox
 from vllm_server import chain_llama
 
 from prox.execution import execute_programs
@@ -81,12 +81,3 @@ def test_a_program_that_runs_cleanly_comes_out_the_same_under_the_grammar(llama_
                                 *TRANSFORMERS)
     assert_clean_programs_unchanged(runs, "keep_doc()", 'normalize(source_str="e")')
     assert all(m["doc_program"] == "keep_doc()" for run in runs.values() for m in run.values())
-
-
-@needs_vllm
-def test_on_vllm_a_chunk_program_that_runs_cleanly_comes_out_the_same_under_the_grammar(llama_tokenizer, tmp_path):
-    """The same on vLLM, through prox's vLLM plugin (each grammar built once, masks applied by rows), at
-    the chunk stage alone (one engine a run)."""
-    model = chain_llama(tmp_path / "chunk-model", llama_tokenizer, 'normalize(source_str="e")')
-    runs = free_and_constrained(tmp_path, "--chunk-model", str(model), "--stage", "chunk", "--engine", "vllm", *VLLM)
-    assert_clean_programs_unchanged(runs, None, 'normalize(source_str="e")')
