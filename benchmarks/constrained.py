@@ -4,21 +4,22 @@ otherwise): prompts per second of
 - the doc stage: free generation (scoring the decision tokens, as every doc stage does), the same
   under the doc grammar, and --drop-threshold's one token per document;
 - the chunk stage: free generation, and the same under each chunk's grammar (its own line numbers,
-  compiled per chunk, as `prox refine --constrained` does).
+  as `prox refine --constrained` sends it).
 
 The models write real programs so that the work is the same with and without the grammar: Llamas
 built to write one program after any prompt (vllm_server.chain_llama), "keep_doc()" at the doc stage
 and a 13-token normalize at the chunk stage, which the grammars allow; the outputs are checked equal.
 On a CPU (vLLM's CPU build) they are tiny (1 layer, hidden 128), so the grammar's share of the time is
 as large as it gets: a real refiner spends far longer per token. The prompts are the real ones of
-the bundled DCLM pages (281 different pages, repeated up to the count; long documents cut,
---truncate-document, so that every prompt ends as the template does). Each measurement runs ROUNDS
-times, taking turns with its pair, and each ratio is the median of the rounds' ratios: on a shared
-machine, runs in turn see about the same load, and the rounds' range shows what it did. Every round
-prefills its prompts (vLLM's prefix cache is emptied before each), as a run does. prox's vLLM plugin
-builds each grammar once (prox/engines/vllm_plugin.py): each round's grammars end in a comment of
-their own, so that every round pays for building its grammars as a run's first pass over these
-documents would (chunks share a grammar where their line ranges agree).
+the bundled DCLM pages (200 of the 281 on a CPU; on a GPU, all of them, repeated to 2000; long
+documents cut, --truncate-document, so that every prompt ends as the template does). Each
+measurement runs ROUNDS times, taking turns with its pair, and each ratio is the median of the
+rounds' ratios: on a shared machine, runs in turn see about the same load, and the rounds' range
+shows what it did. Every round prefills its prompts (vLLM's prefix cache is emptied before each), as
+a run does. prox's vLLM plugin (prox/engines/vllm_plugin.py) builds a grammar a few times, not once
+per request: each round's grammars end in a comment of their own, so that every round pays for
+building its grammars as a run's first pass over these documents would (chunks share a grammar where
+their line ranges agree). PROX_VLLM_PLUGIN=0 in the environment measures vLLM without the plugin.
 
 Writes bench-out/constrained.json (constrained_cpu.json on a CPU). Goal: the grammar costs under 10%.
 """
