@@ -127,11 +127,10 @@ def main() -> None:
                                    "drop_threshold": (lambda _: free, one_token)})
         del doc_engine
         chunk_engine = VLLMEngine(str(chunk_model), **options)
-        free = [Prompt(ids=p.ids, text=None if p.ids else p.text) for p in chunks]
+        free = [p.for_engine() for p in chunks]
 
         def constrained(round_: str) -> list[Prompt]:
-            return [Prompt(ids=p.ids, text=None if p.ids else p.text,
-                           grammar=grammar("chunk", (p.lines.start, p.lines.stop - 1), round_)) for p in chunks]
+            return [p.for_engine(grammar("chunk", p.shown_lines, round_)) for p in chunks]
 
         settings = GenerationSettings(CHUNK_TOKENS)
         assert timed(chunk_engine, free, settings)[1] == timed(chunk_engine, constrained("check"), settings)[1] \

@@ -66,7 +66,8 @@ def test_vllm_writes_the_programs_of_the_transformers_engine(server, vllm_run, v
     assert settings["engine"]["kind"] == "vllm"  # auto picks vLLM wherever it is installed
     log = (vllm_run / "run.log").read_text()
     assert log.count("Initializing a V1 LLM engine") == 1  # both stages share it
-    assert log.count("prox's vLLM plugin: grammars built once, CPU masks by rows") >= 2  # engine core, worker
+    plugin = "prox's vLLM plugin: grammars validated once, built per thread, CPU masks by rows"
+    assert log.count(plugin) >= 2  # in the engine core and the worker
     run_prox(*refine_args(vllm_documents, tmp_path / "hf", vllm_model, *TRANSFORMERS))
     by_vllm, by_transformers = refined_outputs(vllm_run), refined_outputs(tmp_path / "hf")
     assert by_vllm == by_transformers

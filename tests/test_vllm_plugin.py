@@ -11,7 +11,6 @@ Whole runs through the plugin (each vLLM process says what it changed): test_vll
 speed: benchmarks/constrained.py."""
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -47,7 +46,7 @@ def test_vllm_loads_it_and_it_acts_only_where_prox_switched_it_on():
                             env={"PATH": "/usr/bin:/bin"}, timeout=300, check=True)
     off, on = result.stdout.splitlines()
     assert off.split() == ["validate_guidance_grammar", "GuidanceBackend", "apply_token_bitmask_inplace"]
-    assert on.split() == ["_validating_once", "_compiling_once", "_masking_by_rows"]
+    assert on.split() == ["_validating_once", "_copying_builds", "_masking_by_rows"]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +72,8 @@ def test_each_request_gets_a_matcher_of_its_own_from_a_few_builds(backend, llama
         return GuidanceBackend.compile_grammar(backend, *args, **kwargs)
 
     monkeypatch.setattr(vllm_plugin, "COPIES_PER_BUILD", 3)
-    compile_once = vllm_plugin._compiling_once(build)
-    threads = max(1, min(multiprocessing.cpu_count() // 2, 8))
+    compile_once = vllm_plugin._copying_builds(build)
+    threads = vllm_plugin.BUILDS_PER_GRAMMAR
     grammar = program_grammar("chunk", (3, 12))
     first, second, *_ = (compile_once(backend, StructuredOutputOptions.GRAMMAR, grammar) for _ in range(3 * threads))
     assert len(builds) == threads
@@ -136,7 +135,7 @@ def test_on_prox_s_vllm_engine_clean_programs_come_out_the_same_under_their_gram
     under each chunk's grammar (its own line numbers), free and constrained in one engine."""
     from vllm_server import chain_llama
 
-    from prox.engines import GenerationSettings, Prompt
+    from prox.engines import GenerationSettings
     from prox.engines.vllm_engine import VLLMEngine
     from prox.prompts import PromptBuilder, load_prompts
 
@@ -148,9 +147,8 @@ def test_on_prox_s_vllm_engine_clean_programs_come_out_the_same_under_their_gram
     builder = PromptBuilder(load_prompts("web"), llama_tokenizer, truncate_document=True)
     texts = [json.loads(line)["text"] for line in open("samples/web-documents.jsonl")][:12]
     chunks = [p for document in builder.chunk_prompts_batch(texts, builder.document_lines(texts)) for p in document]
-    prompts = [Prompt(ids=p.ids, text=None if p.ids else p.text) for p in chunks]
-    constrained = [Prompt(ids=p.ids, text=None if p.ids else p.text,
-                          grammar=program_grammar("chunk", (p.lines.start, p.lines.stop - 1))) for p in chunks]
+    prompts = [p.for_engine() for p in chunks]
+    constrained = [p.for_engine(program_grammar("chunk", p.shown_lines)) for p in chunks]
     settings = GenerationSettings(256)
     free = [c.text for c in engine.generate(prompts, settings)]
     assert len(chunks) >= 12 and free == [program] * len(chunks)

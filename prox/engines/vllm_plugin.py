@@ -1,7 +1,7 @@
 """What prox changes in vLLM for --constrained: a vLLM plugin that makes grammars cheap.
 
-- A grammar is validated once and built once (in each vLLM process that needs it), not once per
-  request. vLLM builds a request's grammar twice and keeps neither: llguidance builds it to validate
+- A grammar is validated once and built a few times (in each vLLM process that needs it), not twice
+  per request. vLLM builds a request's grammar twice and keeps neither: llguidance builds it to validate
   it in the process that adds the request, and builds a matcher for it in the engine core, 0.5 to
   1.4 ms each here whatever its size, though every doc prompt carries the same grammar and chunk
   prompts share theirs by line range. This keeps each grammar's validation, and matchers that never
@@ -31,6 +31,7 @@ import threading
 
 SWITCH = "PROX_VLLM_PLUGIN"
 GRAMMARS_KEPT = 1024  # per process (about 50 KB a build); chunk grammars differ by line range only
+BUILDS_PER_GRAMMAR = max(1, min(multiprocessing.cpu_count() // 2, 8))  # vLLM's count of mask-filling threads
 COPIES_PER_BUILD = 256
 
 
@@ -66,8 +67,8 @@ def install() -> None:
     if hasattr(backend_guidance, "validate_guidance_grammar") and hasattr(backend, "compile_grammar"):
         backend_guidance.validate_guidance_grammar = _validating_once(backend_guidance.validate_guidance_grammar,
                                                                       get_structured_output_key)
-        backend.compile_grammar = _compiling_once(backend.compile_grammar)
-        wrapped.append("grammars built once")
+        backend.compile_grammar = _copying_builds(backend.compile_grammar)
+        wrapped.append("grammars validated once, built per thread")
     try:
         import xgrammar
     except ImportError:
@@ -94,7 +95,7 @@ def _masking_by_rows(apply_token_bitmask_inplace):
 def _validating_once(validate, key_of):
     """`validate(sampling_params, tokenizer)` that passes a grammar it passed before at once. A
     grammar it refused is checked again (and refused again, with vLLM's own error)."""
-    passed: collections.OrderedDict[tuple, object] = collections.OrderedDict()  # the tokenizer: its id stays its
+    passed: collections.OrderedDict[tuple, object] = collections.OrderedDict()  # key: the tokenizer, kept alive
 
     def validate_once(sampling_params, tokenizer=None):
         constraint = sampling_params.structured_outputs
@@ -117,14 +118,13 @@ class _Builds:
     """One grammar's builds (GuidanceGrammar objects whose matchers never run), taken in turns, each
     with the copies it may still give."""
 
-    def __init__(self, most: int):
-        self.most = most
+    def __init__(self):
         self.turns: collections.deque[list] = collections.deque()  # [build, copies left]
 
     def next_copy(self):
-        """A copy of the next build in turn; None where a new build is wanted: fewer than `most`, or
-        the next one used up or in error (it is dropped)."""
-        if len(self.turns) < self.most:
+        """A copy of the next build in turn; None where a new build is wanted: fewer than
+        BUILDS_PER_GRAMMAR, or the next one used up or in error (it is dropped)."""
+        if len(self.turns) < BUILDS_PER_GRAMMAR:
             return None
         build, left = self.turns[0]
         if left == 0 or build.ll_matcher.is_error():
@@ -135,7 +135,7 @@ class _Builds:
         return _copy(build)
 
     def add(self, build) -> None:
-        if len(self.turns) < self.most:
+        if len(self.turns) < BUILDS_PER_GRAMMAR:
             self.turns.append([build, COPIES_PER_BUILD - 1])
 
 
@@ -144,17 +144,16 @@ def _copy(build):
     return dataclasses.replace(build, ll_matcher=build.ll_matcher.deep_copy())
 
 
-def _compiling_once(compile_grammar):
+def _copying_builds(compile_grammar):
     """`GuidanceBackend.compile_grammar` that hands each request a copy of one of its grammar's builds,
     per backend; builds run outside the lock (compile_grammar runs on vLLM's thread pool)."""
     lock = threading.Lock()
-    fill_threads = max(1, min(multiprocessing.cpu_count() // 2, 8))  # vLLM's own count
 
-    def compile_once(backend, request_type, grammar_spec, stop_token_ids=None):
+    def compile_from_builds(backend, request_type, grammar_spec, stop_token_ids=None):
         key = (request_type, grammar_spec, None if stop_token_ids is None else frozenset(stop_token_ids))
         with lock:
             by_grammar = backend.__dict__.setdefault("_prox_builds", collections.OrderedDict())
-            builds = by_grammar.setdefault(key, _Builds(fill_threads))
+            builds = by_grammar.setdefault(key, _Builds())
             by_grammar.move_to_end(key)
             if len(by_grammar) > GRAMMARS_KEPT:
                 by_grammar.popitem(last=False)
@@ -167,4 +166,4 @@ def _compiling_once(compile_grammar):
         grammar.check_error()
         return grammar
 
-    return compile_once
+    return compile_from_builds

@@ -218,11 +218,11 @@ class GeneratePrograms(PipelineStep):
             grammar = program_grammar("doc") if self.constrained and self.drop_threshold is None else None
             return [[Prompt(ids=tuple(i), subject=d.text, grammar=grammar)]
                     for i, d in zip(ids, documents, strict=True)]
-        return [[Prompt(ids=p.ids, text=None if p.ids else p.text, subject=p.chunk, grammar=self._chunk_grammar(p))
-                 for p in document_chunks] for document_chunks in chunk_prompts_of(builder, documents, lines)]
+        return [[p.for_engine(self._chunk_grammar(p)) for p in document_chunks]
+                for document_chunks in chunk_prompts_of(builder, documents, lines)]
 
     def _chunk_grammar(self, prompt: ChunkPrompt) -> str | None:
-        return program_grammar("chunk", (prompt.lines.start, prompt.lines.stop - 1)) if self.constrained else None
+        return program_grammar("chunk", prompt.shown_lines) if self.constrained else None
 
     def _store(self, documents: list[Document], prompts: list[list[Prompt]], completions: list) -> int:
         """Fills in the stage's program of each document; returns the prompt tokens sent."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
+from prox.engines.base import Prompt
 from prox.engines.models import encode_texts
 from prox.prompts.line_tokens import DocumentLines, LineTokenizer
 from prox.prompts.spec import PromptSpec
@@ -35,6 +36,15 @@ class ChunkPrompt:
     def text(self) -> str:
         """The rendered chat prompt (put together only when asked: prompts sent as ids never need it)."""
         return self.rendered if self.rendered is not None else self.around[0] + self.chunk + self.around[1]
+
+    @property
+    def shown_lines(self) -> tuple[int, int]:
+        """(first, last) of the lines the chunk shows, as program_grammar takes them."""
+        return self.lines.start, self.lines.stop - 1
+
+    def for_engine(self, grammar: str | None = None) -> Prompt:
+        """What an engine is sent: the ids where they were put together, else the text."""
+        return Prompt(ids=self.ids, text=None if self.ids else self.text, subject=self.chunk, grammar=grammar)
 
 
 @dataclass(frozen=True)
