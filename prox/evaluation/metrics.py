@@ -3,12 +3,11 @@ F1 of removed lines at the chunk level; with kept ratios and the programs' failu
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
 from prox.execution import doc_drops
-from prox.language import Program, RemoveAllLines, RemoveLines, parse_program
+from prox.language import RemoveAllLines, RemoveLines, parse_program
 
 # the published 0.3B refiners' figures (paper, Appendix A), printed beside ours as a reference
 PAPER_DOC_F1 = 82.6
@@ -22,18 +21,12 @@ def precision_recall_f1(true_positives: int, false_positives: int, false_negativ
     return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1}
 
 
-@functools.lru_cache(maxsize=4096)
-def _parsed(program: str, level: str) -> Program:
-    """A program parsed once: a document's chunk program is scored once per chunk, and counted too."""
-    return parse_program(program, level)
-
-
 def failures_of(program: str | None, level: str, failures: Counter) -> None:
     """Counts a program's diagnostics by category (a missing program as "no_program")."""
     if program is None:
         failures["no_program"] += 1
         return
-    failures.update(d.category.value for d in _parsed(program, level).diagnostics)
+    failures.update(d.category.value for d in parse_program(program, level).diagnostics)
 
 
 @dataclass
@@ -45,7 +38,7 @@ class DocScore:
 
     def add(self, label: str, program: str | None) -> None:
         failures_of(program, "doc", self.failures)
-        predicted = "drop" if program is not None and doc_drops(_parsed(program, "doc")) else "keep"
+        predicted = "drop" if program is not None and doc_drops(parse_program(program, "doc")) else "keep"
         self.pairs[(label, predicted)] += 1
 
     def report(self) -> dict:
@@ -98,7 +91,7 @@ class ChunkScore:
 def removed_lines(program: str, lines: range) -> set[int]:
     """The lines of `lines` a chunk program removes."""
     removed: set[int] = set()
-    for op in _parsed(program, "chunk").operations:
+    for op in parse_program(program, "chunk").operations:
         if isinstance(op, RemoveAllLines):
             return set(lines)
         if isinstance(op, RemoveLines):

@@ -109,9 +109,7 @@ def clear_output(layout: OutputLayout, job: str) -> None:
     """Deletes what runs of `job` wrote (not the lock, not other files the user keeps there)."""
     fs, folder = layout.folder.fs, layout.folder
     if job == "documents":
-        names = [f for f in folder.list_files(recursive=True) if f.endswith(".parquet")
-                 and f.split("/", 1)[0] not in (LOGS_DIR, PROMPTS_DIR)]
-        names += ["stats.json"]
+        names = [*layout.document_files(), "stats.json"]
         folders = [EXCLUDED_DIR, f"{LOGS_DIR}/shards", f"{LOGS_DIR}/failed-shards", f"{LOGS_DIR}/limited-shards",
                    f"{LOGS_DIR}/partial", f"{LOGS_DIR}/datatrove", f"{LOGS_DIR}/settings.json"]
     else:
