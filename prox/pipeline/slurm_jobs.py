@@ -39,6 +39,8 @@ def submit(executor, script: str) -> None:
     try:
         executor.run()
     except FileNotFoundError as error:
+        if error.filename != "sbatch":  # the launch script's folder, say: not Slurm's matter
+            raise
         raise SlurmError("sbatch not found: --executor slurm submits from a machine of the Slurm cluster "
                          "(a login node)") from error
     except subprocess.CalledProcessError as error:
@@ -78,11 +80,17 @@ def _counts(states: list[str]) -> str:
 
 
 def last_job(layout: OutputLayout, job: str = "documents") -> tuple[dict, list[str] | None] | None:
-    """The output's last Slurm submission and its array tasks still queued or running, if it has one."""
+    """The output's last Slurm submission and its array tasks still queued or running, if it has one.
+    Once seen ended, the record says so, and later runs and `prox stats` do not ask squeue again."""
     if not layout.folder.isfile(record_name(job)):
         return None
     record = layout.read_json(record_name(job))
-    return record, job_states(record["job_id"])
+    if record.get("ended"):
+        return record, []
+    states = job_states(record["job_id"])
+    if states == []:
+        layout.write_json(record_name(job), record | {"ended": True})
+    return record, states
 
 
 def describe_last_job(layout: OutputLayout, job: str = "documents") -> str | None:
@@ -114,7 +122,7 @@ def wait_for_job(layout: OutputLayout, job_id: str, pending: list[str], slurm_lo
     a line that updates on a terminal, a log line per change otherwise."""
     live = sys.stderr.isatty()
     bar = tqdm(total=len(pending), desc=f"slurm job {job_id}", unit="shard", disable=not live, dynamic_ncols=True)
-    done, pause, answered = 0, POLL_SECONDS[0], time.monotonic()
+    remaining, pause, answered = list(pending), POLL_SECONDS[0], time.monotonic()
     try:
         while True:
             states = job_states(job_id)
@@ -124,15 +132,14 @@ def wait_for_job(layout: OutputLayout, job_id: str, pending: list[str], slurm_lo
                 raise SlurmError(f"stopped waiting: squeue has not answered for {UNANSWERED_SECONDS // 60} "
                                  f"minutes. Slurm job {job_id} may still run; rerun the command once it "
                                  "has ended")
-            now_done = sum(layout.is_done(shard) for shard in pending)
-            if now_done != done:
-                bar.update(now_done - done)
+            still = [shard for shard in remaining if not layout.is_done(shard)]  # a done shard stays done
+            if len(still) != len(remaining):
+                bar.update(len(remaining) - len(still))
                 if not live:
-                    logger.info(f"slurm job {job_id}: {now_done}/{len(pending)} shards done")
-                done = now_done
+                    logger.info(f"slurm job {job_id}: {len(pending) - len(still)}/{len(pending)} shards done")
+                remaining = still
             if states == []:
-                if unfinished := [s for s in pending if not layout.is_done(s)
-                                  and not layout.folder.isfile(layout.failure_name(s))]:
+                if unfinished := [s for s in remaining if not layout.folder.isfile(layout.failure_name(s))]:
                     logger.warning(f"slurm job {job_id} ended with {len(unfinished)} shards not done and no error "
                                    f"recorded (a task killed or failed: its log is in {slurm_logs})")
                 return
