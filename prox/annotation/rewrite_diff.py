@@ -93,14 +93,15 @@ def _pair(original: list[str], rewritten: list[str], first: int, document: str, 
     """Pairs each original line of a changed block with the rewritten line made from it, in order:
     rewritten lines passed over are insertions; an original line that none comes from is a
     substitution when the next rewritten line resembles it, else it is removed."""
+    matcher = functools.cache(_matcher)  # pairing asks for a pair's blocks, sometimes twice, deletions for its opcodes
     j = 0
     for i, line in enumerate(original):
-        k = next((k for k in range(j, len(rewritten)) if _made_from(line, rewritten[k])), None)
+        k = next((k for k in range(j, len(rewritten)) if _made_from(matcher(line, rewritten[k]))), None)
         if k is not None:
             derivation.insert(rewritten[j:k])
-            _deletions_in(line, rewritten[k], first + i, document, derivation)
+            _deletions_in(matcher(line, rewritten[k]), first + i, document, derivation)
             j = k + 1
-        elif j < len(rewritten) and min(_shares(line, rewritten[j])) >= _SIMILAR:
+        elif j < len(rewritten) and min(_shares(matcher(line, rewritten[j]))) >= _SIMILAR:
             derivation.discarded["substitutions"] += 1
             j += 1
         else:
@@ -108,33 +109,33 @@ def _pair(original: list[str], rewritten: list[str], first: int, document: str, 
     derivation.insert(rewritten[j:])
 
 
-@functools.lru_cache(maxsize=256)
 def _matcher(line: str, rewritten: str) -> SequenceMatcher:
-    """One matcher per pair of lines: pairing asks for its blocks, sometimes twice, and the deletions
-    for its opcodes; the matcher keeps both once computed."""
+    """A pair of lines' matcher (`a` the line, `b` the rewritten one): it keeps its blocks and opcodes
+    once computed."""
     return SequenceMatcher(None, line, rewritten, autojunk=False)
 
 
-def _shares(line: str, rewritten: str) -> tuple[float, float]:
-    """The share of `rewritten` that comes from `line`, and of `line` found in `rewritten`, counting
-    runs of _RUN characters or more (or the whole of a shorter line)."""
+def _shares(pair: SequenceMatcher) -> tuple[float, float]:
+    """The share of the rewritten line that comes from the line, and of the line found in the
+    rewritten one, counting runs of _RUN characters or more (or the whole of a shorter line)."""
+    line, rewritten = pair.a, pair.b
     run = min(_RUN, len(line.strip()) or 1, len(rewritten.strip()) or 1)
-    blocks = _matcher(line, rewritten).get_matching_blocks()
+    blocks = pair.get_matching_blocks()
     matched = sum(block.size for block in blocks if block.size >= run)
     return matched / max(len(rewritten.strip()), 1), matched / max(len(line.strip()), 1)
 
 
-def _made_from(line: str, rewritten: str) -> bool:
-    """Whether `rewritten` is `line` shortened (nearly all of it comes from the line), or lengthened
-    (nearly all of the line is in it, and it is mostly the line)."""
-    from_line, of_line = _shares(line, rewritten)
-    return bool(line.strip()) and (from_line >= _PAIRED or (of_line >= _PAIRED and from_line >= _SIMILAR))
+def _made_from(pair: SequenceMatcher) -> bool:
+    """Whether the rewritten line is the line shortened (nearly all of it comes from the line), or
+    lengthened (nearly all of the line is in it, and it is mostly the line)."""
+    from_line, of_line = _shares(pair)
+    return bool(pair.a.strip()) and (from_line >= _PAIRED or (of_line >= _PAIRED and from_line >= _SIMILAR))
 
 
-def _deletions_in(line: str, rewritten: str, index: int, document: str, derivation: _Derivation) -> None:
-    """Keeps the spans of `line` the rewrite deleted (when each occurs once in the document)."""
-    kept_line = []
-    for tag, i1, i2, _, _ in _matcher(line, rewritten).get_opcodes():
+def _deletions_in(pair: SequenceMatcher, index: int, document: str, derivation: _Derivation) -> None:
+    """Keeps the spans of the line the rewrite deleted (when each occurs once in the document)."""
+    line, kept_line = pair.a, []
+    for tag, i1, i2, _, _ in pair.get_opcodes():
         span = line[i1:i2]
         if tag == "equal":
             kept_line.append(span)
