@@ -105,18 +105,15 @@ def check_settings(layout: OutputLayout, name: str, settings: dict, output_path:
                                    "to delete its results and start over.")
 
 
-def clear_output(layout: OutputLayout, job: str) -> None:
-    """Deletes what runs of `job` wrote (not the lock, not other files the user keeps there)."""
+def clear_output(layout: OutputLayout) -> None:
+    """Deletes what runs of the layout's job wrote (not the lock, not other files the user keeps there)."""
     fs, folder = layout.folder.fs, layout.folder
-    if job == "documents":
-        names = [*layout.document_files(), "stats.json"]
-        folders = [EXCLUDED_DIR, f"{LOGS_DIR}/shards", f"{LOGS_DIR}/failed-shards", f"{LOGS_DIR}/limited-shards",
-                   f"{LOGS_DIR}/partial", f"{LOGS_DIR}/datatrove", f"{LOGS_DIR}/settings.json"]
+    names = [f"{LOGS_DIR}/{kind}{layout.summaries}" for kind in ("", "failed-", "limited-")]
+    names.append(layout.job_file("settings.json"))
+    if layout.job == "documents":
+        names += [*layout.document_files(), "stats.json", EXCLUDED_DIR, f"{LOGS_DIR}/partial", f"{LOGS_DIR}/datatrove"]
     else:
-        names = []
-        folders = [PROMPTS_DIR, f"{LOGS_DIR}/{job}-shards", f"{LOGS_DIR}/failed-{job}-shards",
-                   f"{LOGS_DIR}/limited-{job}-shards", f"{LOGS_DIR}/partial/{PROMPTS_DIR}",
-                   f"{LOGS_DIR}/{job}-settings.json"]
-    for name in names + folders:
+        names += [PROMPTS_DIR, f"{LOGS_DIR}/partial/{PROMPTS_DIR}"]
+    for name in names:
         if folder.exists(name):
             fs.rm(folder.resolve_paths(name), recursive=True)

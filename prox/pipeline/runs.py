@@ -61,11 +61,11 @@ def run_shards(
     if not shards:
         raise NoInputError(f"no input files (.parquet, .jsonl, .jsonl.gz, .json.gz) under {input_path}")
     layout = OutputLayout(output_path, job)
-    settings_name = f"{LOGS_DIR}/{'settings' if job == 'documents' else job + '-settings'}.json"
+    settings_name = layout.job_file("settings.json")
     with output_lock(layout, output_path):
-        refuse_while_running(layout, job, output_path)
+        refuse_while_running(layout, output_path)
         if overwrite:
-            clear_output(layout, job)
+            clear_output(layout)
         check_settings(layout, settings_name, settings, output_path)
         renamed = layout.record_names(shards)
         for shard, name in renamed.items():
@@ -84,7 +84,7 @@ def run_shards(
                     live_progress(expected) if live else contextlib.nullcontext()):
                 submitted = executor.run(build_pipeline(pending), tasks, workers, logging_dir, devices)
             if submitted:
-                record_submission(layout, job, submitted, len(pending))
+                record_submission(layout, submitted, len(pending))
                 if executor.slurm_wait:
                     wait_for_job(layout, submitted, pending, logging_dir.resolve_paths("slurm_logs"))
                     submitted = None

@@ -56,8 +56,17 @@ class OutputLayout:
 
     def __init__(self, output: str | DataFolder, job: str = "documents"):
         self.folder = output if isinstance(output, DataFolder) else get_datafolder(output)
-        self.summaries = "shards" if job == "documents" else f"{job}-shards"
+        self.job = job
+        self.summaries = self._own("shards")
         self._book: NameBook | None = None
+
+    def _own(self, name: str) -> str:
+        return name if self.job == "documents" else f"{self.job}-{name}"
+
+    def job_file(self, name: str) -> str:
+        """The job's own `name` under logs/: logs/settings.json for the documents, logs/prompts-settings.json
+        for the prompts' job."""
+        return f"{LOGS_DIR}/{self._own(name)}"
 
     def name(self, shard: str) -> str:
         return self._names().name(shard)

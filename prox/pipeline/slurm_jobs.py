@@ -15,7 +15,6 @@ import time
 from datatrove.utils.logging import logger
 from tqdm import tqdm
 
-from prox.pipeline.output_names import LOGS_DIR
 from prox.pipeline.run_guard import OutputBusyError
 from prox.pipeline.shards import OutputLayout
 
@@ -48,12 +47,11 @@ def submit(executor, script: str) -> None:
                          f"above). The job script: {script}") from error
 
 
-def record_name(job: str) -> str:
-    return f"{LOGS_DIR}/{'' if job == 'documents' else job + '-'}slurm-job.json"
+RECORD = "slurm-job.json"  # the job's own, under logs/
 
 
-def record_submission(layout: OutputLayout, job: str, job_id: str, shards: int) -> None:
-    layout.write_json(record_name(job), {"job_id": job_id, "shards": shards,
+def record_submission(layout: OutputLayout, job_id: str, shards: int) -> None:
+    layout.write_json(layout.job_file(RECORD), {"job_id": job_id, "shards": shards,
                                          "submitted": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
@@ -79,32 +77,32 @@ def _counts(states: list[str]) -> str:
     return ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
 
 
-def last_job(layout: OutputLayout, job: str = "documents") -> tuple[dict, list[str] | None] | None:
+def last_job(layout: OutputLayout) -> tuple[dict, list[str] | None] | None:
     """The output's last Slurm submission and its array tasks still queued or running, if it has one.
     Once seen ended, the record says so, and later runs and `prox stats` do not ask squeue again."""
-    if not layout.folder.isfile(record_name(job)):
+    if not layout.folder.isfile(layout.job_file(RECORD)):
         return None
-    record = layout.read_json(record_name(job))
+    record = layout.read_json(layout.job_file(RECORD))
     if record.get("ended"):
         return record, []
     states = job_states(record["job_id"])
     if states == []:
-        layout.write_json(record_name(job), record | {"ended": True})
+        layout.write_json(layout.job_file(RECORD), record | {"ended": True})
     return record, states
 
 
-def describe_last_job(layout: OutputLayout, job: str = "documents") -> str | None:
+def describe_last_job(layout: OutputLayout) -> str | None:
     """A line on the output's last Slurm submission, for `prox stats`."""
-    if (found := last_job(layout, job)) is None:
+    if (found := last_job(layout)) is None:
         return None
     record, states = found
     now = "state unknown (squeue failed)" if states is None else _counts(states) if states else "ended"
     return f"slurm job {record['job_id']} (submitted {record['submitted']}, {record['shards']} shards): {now}"
 
 
-def refuse_while_running(layout: OutputLayout, job: str, output_path: str) -> None:
+def refuse_while_running(layout: OutputLayout, output_path: str) -> None:
     """Raises SlurmJobRunningError while the output's last Slurm submission is queued or running."""
-    if (found := last_job(layout, job)) is None:
+    if (found := last_job(layout)) is None:
         return
     record, states = found
     if states is None:
