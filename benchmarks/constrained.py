@@ -15,11 +15,14 @@ the bundled DCLM pages (200 of the 281 on a CPU; on a GPU, all of them, repeated
 documents cut, --truncate-document, so that every prompt ends as the template does). Each
 measurement runs ROUNDS times, taking turns with its pair, and each ratio is the median of the
 rounds' ratios: on a shared machine, runs in turn see about the same load, and the rounds' range
-shows what it did. Every round prefills its prompts (vLLM's prefix cache is emptied before each), as
-a run does. prox's vLLM plugin (prox/engines/vllm_plugin.py) builds a grammar a few times, not once
-per request: each round's grammars end in a comment of their own, so that every round pays for
-building its grammars as a run's first pass over these documents would (chunks share a grammar where
-their line ranges agree). PROX_VLLM_PLUGIN=0 in the environment measures vLLM without the plugin.
+shows what it did. Rounds take turns forwards and backwards, and each call starts after SETTLE_S of
+quiet. Every round prefills its prompts (vLLM's prefix cache is emptied before each), as a run does.
+prox's vLLM plugin (prox/engines/vllm_plugin.py) builds a grammar a few times, not once per request:
+each round's grammars end in a comment of their own, so that every round pays for building its
+grammars as a run's first pass over these documents would (chunks share a grammar where their line
+ranges agree). A third chunk-stage measurement reuses grammars built before, as a longer run does
+once its chunks' line ranges come again (the plugin keeps GRAMMARS_KEPT of them).
+PROX_VLLM_PLUGIN=0 in the environment measures vLLM without the plugin.
 
 Writes bench-out/constrained.json (constrained_cpu.json on a CPU). Goal: the grammar costs under 10%.
 """
@@ -45,7 +48,8 @@ from prox.prompts import PromptBuilder, load_prompts
 from prox.prompts.decisions import decision_tokens
 
 ROOT = Path(__file__).parents[1]
-ROUNDS = 5
+ROUNDS = 9
+SETTLE_S = 0.5
 CONTEXT = 4096
 CHUNK_TOKENS = 256  # the chunk stage's budget
 CHUNK_PROGRAM = 'normalize(source_str="Click here to subscribe")'
@@ -61,17 +65,19 @@ def timed(engine, prompts: list[Prompt], settings: GenerationSettings) -> tuple[
     """Prompts per second of one call, and its texts. vLLM's prefix cache is emptied first: within the
     call, prompts share the template's start as in a run, but not what an earlier call computed."""
     engine.llm.reset_prefix_cache()
+    time.sleep(SETTLE_S)
     tick = time.perf_counter()
     completions = engine.generate(prompts, settings)
     return len(prompts) / (time.perf_counter() - tick), [c.text for c in completions]
 
 
 def compare(engine, pairs: dict[str, tuple[Callable[[str], list[Prompt]], GenerationSettings]]) -> dict[str, list]:
-    """Each measurement's rate in each of ROUNDS rounds, taken in turns; `prompts(round)` gives a
-    round's prompts."""
+    """Each measurement's rate in each of ROUNDS rounds, taken in turns, forwards in even rounds and
+    backwards in odd ones (so that no measurement always runs after the same one); `prompts(round)`
+    gives a round's prompts."""
     rates: dict[str, list] = {name: [] for name in pairs}
     for round_ in range(ROUNDS):
-        for name, (prompts, settings) in pairs.items():
+        for name, (prompts, settings) in list(pairs.items())[::1 if round_ % 2 == 0 else -1]:
             rates[name].append(timed(engine, prompts(f"round {round_}"), settings)[0])
     return rates
 
@@ -135,20 +141,23 @@ def main() -> None:
         settings = GenerationSettings(CHUNK_TOKENS)
         assert timed(chunk_engine, free, settings)[1] == timed(chunk_engine, constrained("check"), settings)[1] \
             == [CHUNK_PROGRAM] * len(chunks)
-        chunk = compare(chunk_engine, {"free": (lambda _: free, settings), "constrained": (constrained, settings)})
-    costs = {stage: [1 - ratio for ratio in reversed(ratios(rates, "constrained"))]
-             for stage, rates in (("doc", doc), ("chunk", chunk))}
+        built = constrained("check")  # as a long run sees them: its line ranges come again
+        chunk = compare(chunk_engine, {"free": (lambda _: free, settings), "constrained": (constrained, settings),
+                                       "built": (lambda _: built, settings)})
+    measured = {"doc": (doc, "constrained"), "chunk": (chunk, "constrained"), "chunk_built": (chunk, "built")}
+    costs = {name: [1 - ratio for ratio in reversed(ratios(rates, which))] for name, (rates, which) in measured.items()}
     speedups = ratios(doc, "drop_threshold")
     figures |= {"doc_prompts_per_s": doc, "chunk_prompts_per_s": chunk, "constrained_costs": costs,
-                "constrained_cost_doc": median(costs["doc"]), "constrained_cost_chunk": median(costs["chunk"]),
+                **{f"constrained_cost_{name}": median(cost) for name, cost in costs.items()},
                 "drop_threshold_speedup_doc": median(speedups)}
     save("constrained" if gpu else "constrained_cpu", figures)
     print(f"constrained ({figures['device']}, {count} documents, {len(chunks)} chunks with "
           f"{figures['chunk_grammars']} different grammars; medians of {ROUNDS} rounds, their range in brackets):")
-    for stage, rates in (("doc", doc), ("chunk", chunk)):
-        print(f"  {stage:5} stage free {median(rates['free']):7.1f}/s  "
-              f"constrained {median(rates['constrained']):7.1f}/s  cost {100 * median(costs[stage]):.1f}% "
-              f"[{100 * costs[stage][0]:.1f} to {100 * costs[stage][-1]:.1f}]")
+    for name, label in (("doc", "doc stage"), ("chunk", "chunk stage, its grammars new"),
+                        ("chunk_built", "chunk stage, its grammars built before")):
+        rates, which = measured[name]
+        print(f"  {label:38} free {median(rates['free']):7.1f}/s  constrained {median(rates[which]):7.1f}/s  "
+              f"cost {100 * median(costs[name]):.1f}% [{100 * costs[name][0]:.1f} to {100 * costs[name][-1]:.1f}]")
     print(f"  doc stage --drop-threshold {median(doc['drop_threshold']):7.1f}/s: {median(speedups):.2f}x free "
           f"[{speedups[0]:.2f} to {speedups[-1]:.2f}]")
 

@@ -15,7 +15,7 @@ import yaml
 from conftest import sample_rows
 
 from prox.language import load_language, parse_program
-from prox.language.grammar import program_grammar
+from prox.language.grammar import program_grammar, without_line_numbers
 from prox.language.spec import language_from_dict
 
 llguidance = pytest.importorskip("llguidance", reason="llguidance comes with vLLM's CPU build (make test installs it)")
@@ -142,3 +142,12 @@ def test_a_function_added_to_the_language_is_in_its_grammar(compiler):
     assert accepts(compiler, program_grammar("chunk", None, load_language()), "remove_lines(line_start=99999999, "
                    "line_end=0)")
     assert not accepts(compiler, program_grammar("chunk"), "remove_lines(line_start=999999999, line_end=0)")
+
+
+def test_chunk_grammars_without_their_line_numbers_are_one_grammar():
+    """What prox's vLLM plugin validates once for all chunks: only the listed line numbers go."""
+    chunks = {without_line_numbers(program_grammar("chunk", lines)) for lines in [(1, 1), (3, 40), (120, 131)]}
+    assert len(chunks) == 1
+    assert 'LINE_NUMBER: "0"' in chunks.pop()
+    for unchanged in (program_grammar("doc"), program_grammar("chunk", None)):
+        assert without_line_numbers(unchanged) == unchanged

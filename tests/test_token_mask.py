@@ -1,7 +1,8 @@
-"""prox.engines.token_mask masks logits as xgrammar's own CPU kernel does (the one vLLM calls), bit for
-bit: rows that allow a few tokens, rows that forbid a few, rows that allow everything, mixed batches,
-some rows only (indices), logits wider than the mask (a padded vocabulary) and narrower, bfloat16;
-and it declines, changing nothing, where a mask allows and forbids many tokens alike."""
+"""prox.engines.token_mask masks logits as xgrammar's own CPU kernel alone does (the one vLLM calls), bit
+for bit: rows that allow a few tokens, rows that forbid a few, rows that allow everything, mixed
+batches, some rows only (indices), logits wider than the mask (a padded vocabulary) and narrower,
+bfloat16; rows that allow most tokens go to the kernel, and tensors vLLM never passes go to it whole,
+untouched."""
 
 import numpy as np
 import pytest
@@ -40,15 +41,7 @@ def test_the_same_logits_as_xgrammars_kernel(name, indices, width):
     logits = torch.randn(ROWS, width, generator=torch.Generator().manual_seed(3))
     theirs, ours = logits.clone(), logits.clone()
     xgrammar.apply_token_bitmask_inplace(theirs, masks()[name], indices=indices)
-    assert apply_token_bitmask(ours, masks()[name], indices)
-    assert torch.equal(theirs, ours)
-
-
-def test_logits_that_are_a_view_of_wider_ones():
-    wider = torch.randn(ROWS, VOCAB + 64)
-    theirs, ours = wider.clone(), wider.clone()
-    xgrammar.apply_token_bitmask_inplace(theirs[:, :VOCAB], masks()["mixed"])
-    assert apply_token_bitmask(ours[:, :VOCAB], masks()["mixed"])
+    apply_token_bitmask(ours, masks()[name], indices, xgrammar.apply_token_bitmask_inplace)
     assert torch.equal(theirs, ours)
 
 
@@ -56,25 +49,44 @@ def test_bfloat16_logits():
     logits = torch.randn(ROWS, VOCAB).to(torch.bfloat16)
     theirs, ours = logits.clone(), logits.clone()
     xgrammar.apply_token_bitmask_inplace(theirs, masks()["mixed"])
-    assert apply_token_bitmask(ours, masks()["mixed"])
+    apply_token_bitmask(ours, masks()["mixed"], None, xgrammar.apply_token_bitmask_inplace)
     assert torch.equal(theirs, ours)
 
 
-@pytest.mark.parametrize("case", ["many alike", "1-D", "int64 mask", "fewer mask rows", "row -1", "row past"])
-def test_what_it_declines_is_left_to_the_caller_untouched(case):
-    """A mask that allows and forbids many tokens alike (xgrammar's kernel is as fast), and tensors
-    vLLM never passes (xgrammar's kernel says what is wrong with them)."""
+class Kernel:
+    """xgrammar's kernel, counting the calls it gets and the rows they name."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, logits, bitmask, *, indices=None):
+        self.calls.append(indices)
+        xgrammar.apply_token_bitmask_inplace(logits, bitmask, indices=indices)
+
+
+def test_rows_that_allow_most_tokens_go_to_xgrammars_kernel_and_the_others_not():
+    logits, kernel = torch.randn(ROWS, VOCAB), Kernel()
+    apply_token_bitmask(logits, masks()["mixed"], None, kernel)
+    assert kernel.calls == [[0, 2, 4, 5, 6, 8, 10]]  # "many" (even rows) and allowing all (every fifth)
+    apply_token_bitmask(logits, masks()["few"], [1, 3], kernel)
+    assert len(kernel.calls) == 1
+
+
+@pytest.mark.parametrize("case", ["1-D", "int64 mask", "fewer mask rows", "row -1", "row past", "a view"])
+def test_tensors_vllm_never_passes_go_to_xgrammars_kernel_whole(case):
+    """xgrammar's kernel masks them or says what is wrong with them."""
     logits, mask, indices = torch.randn(ROWS, VOCAB), masks()["few"], None
-    if case == "many alike":
-        mask = torch.full((ROWS, WORDS), 0x55555555, dtype=torch.int32)
-    elif case == "1-D":
+    if case == "1-D":
         logits, mask = logits[0], mask[0]
     elif case == "int64 mask":
         mask = mask.to(torch.int64)
     elif case == "fewer mask rows":
         mask = mask[:-1]
+    elif case == "a view":
+        logits = torch.randn(ROWS, VOCAB + 64)[:, :VOCAB]
     else:
         indices = [-1] if case == "row -1" else [ROWS]
-    untouched = logits.clone()
-    assert not apply_token_bitmask(logits, mask, indices)
+    untouched, calls = logits.clone(), []
+    apply_token_bitmask(logits, mask, indices, lambda *args, **named: calls.append((args, named)))
+    assert calls == [((logits, mask), {"indices": indices})]
     assert torch.equal(logits, untouched)

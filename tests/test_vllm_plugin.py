@@ -93,7 +93,7 @@ def test_each_request_gets_a_matcher_of_its_own_from_a_few_builds(backend, llama
     assert third.validate_tokens(llama_tokenizer.encode("line_end=13)", add_special_tokens=False)) == []
 
 
-def test_a_grammar_is_validated_once_and_a_refused_one_every_time():
+def test_a_grammar_is_validated_once_chunk_grammars_once_for_all_line_numbers_and_a_refused_one_every_time():
     from vllm import SamplingParams
     from vllm.exceptions import VLLMValidationError
     from vllm.sampling_params import StructuredOutputsParams
@@ -106,18 +106,28 @@ def test_a_grammar_is_validated_once_and_a_refused_one_every_time():
         calls.append(sampling_params.structured_outputs.grammar)
         return backend_guidance.validate_guidance_grammar(sampling_params, tokenizer)
 
+    def params(grammar: str) -> SamplingParams:
+        return SamplingParams(structured_outputs=StructuredOutputsParams(grammar=grammar))
+
     validate_once = vllm_plugin._validating_once(validate, get_structured_output_key)
-    good = SamplingParams(structured_outputs=StructuredOutputsParams(grammar=program_grammar("doc")))
-    bad = SamplingParams(structured_outputs=StructuredOutputsParams(grammar="%llguidance {}\nstart: undefined\n"))
+    good, bad = params(program_grammar("doc")), params("%llguidance {}\nstart: undefined\n")
     for _ in range(3):
         validate_once(good)
     for _ in range(2):
         with pytest.raises(VLLMValidationError, match='unknown name: "undefined"'):
             validate_once(bad)
-    assert calls == [good.structured_outputs.grammar] + [bad.structured_outputs.grammar] * 2
+    chunks = [program_grammar("chunk", lines) for lines in [(1, 9), (12, 30), (7, 7)]]
+    for chunk in chunks:
+        validate_once(params(chunk))
+    other = program_grammar("chunk", None)  # any line number: another grammar
+    validate_once(params(other))
+    assert calls == [good.structured_outputs.grammar] + [bad.structured_outputs.grammar] * 2 + [chunks[0], other]
+    broken = chunks[1].replace("call_keep_chunk:", "call_keep:")  # refused, whatever its line numbers
+    with pytest.raises(VLLMValidationError, match="call_keep_chunk"):
+        validate_once(params(broken))
 
 
-def test_masks_it_declines_go_to_xgrammars_kernel():
+def test_rows_that_allow_most_tokens_go_to_xgrammars_kernel():
     import xgrammar
 
     apply = vllm_plugin._masking_by_rows(xgrammar.apply_token_bitmask_inplace)

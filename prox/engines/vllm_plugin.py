@@ -5,8 +5,10 @@
   it in the process that adds the request, and builds a matcher for it in the engine core, 0.5 to
   1.4 ms each here whatever its size, though every doc prompt carries the same grammar and chunk
   prompts share theirs by line range. This keeps each grammar's validation, and matchers that never
-  run, of which each request gets a copy (LLMatcher.deep_copy: a microsecond).
-- On a CPU, masks are applied by prox.engines.token_mask instead of xgrammar's CPU kernel.
+  run, of which each request gets a copy (LLMatcher.deep_copy: a microsecond). Chunk grammars that
+  differ only by their line numbers are valid or not alike: one is validated for all.
+- On a CPU, mask rows that allow few tokens are applied by prox.engines.token_mask, the others by
+  xgrammar's CPU kernel, which writes -inf token by token.
 
 A copy has its own parser state but shares its build's lexer (llguidance keeps it behind one lock):
 the copies of one build compute their masks in turn, and what the lexer learns or an error it hits
@@ -80,28 +82,33 @@ def install() -> None:
 
 
 def _masking_by_rows(apply_token_bitmask_inplace):
-    """xgrammar's `apply_token_bitmask_inplace`, by prox.engines.token_mask for CPU logits."""
+    """xgrammar's `apply_token_bitmask_inplace`, with prox.engines.token_mask for CPU logits."""
     from prox.engines.token_mask import apply_token_bitmask
 
     def apply(logits, bitmask, *, vocab_size=None, indices=None, backend="auto"):
-        rows = indices.tolist() if hasattr(indices, "tolist") else indices
-        if not (logits.is_cpu and bitmask.is_cpu and vocab_size is None and backend == "auto"
-                and apply_token_bitmask(logits, bitmask, None if rows is None else list(rows))):
+        if logits.is_cpu and bitmask.is_cpu and vocab_size is None and backend == "auto":
+            rows = indices.tolist() if hasattr(indices, "tolist") else indices
+            apply_token_bitmask(logits, bitmask, None if rows is None else list(rows), apply_token_bitmask_inplace)
+        else:
             apply_token_bitmask_inplace(logits, bitmask, vocab_size=vocab_size, indices=indices, backend=backend)
 
     return apply
 
 
 def _validating_once(validate, key_of):
-    """`validate(sampling_params, tokenizer)` that passes a grammar it passed before at once. A
-    grammar it refused is checked again (and refused again, with vLLM's own error)."""
+    """`validate(sampling_params, tokenizer)` that passes a grammar it passed before at once, and a
+    chunk grammar that differs from one it passed only by its line numbers. A grammar it refused is
+    checked again (and refused again, with vLLM's own error)."""
+    from prox.language.grammar import without_line_numbers
+
     passed: collections.OrderedDict[tuple, object] = collections.OrderedDict()  # key: the tokenizer, kept alive
 
     def validate_once(sampling_params, tokenizer=None):
         constraint = sampling_params.structured_outputs
         if constraint is None:
             return validate(sampling_params, tokenizer)
-        key = (id(tokenizer), *key_of(constraint))
+        kind, spec = key_of(constraint)
+        key = (id(tokenizer), kind, without_line_numbers(spec) if isinstance(spec, str) else spec)
         if key in passed:
             passed.move_to_end(key)
             return None
