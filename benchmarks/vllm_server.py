@@ -31,11 +31,12 @@ def vllm_ready_llama(folder: Path, context: int = CONTEXT) -> None:
     AutoTokenizer.from_pretrained(BUNDLED_TOKENIZER).save_pretrained(folder)
 
 
-def chain_llama(folder: Path, tokenizer, program: str, context: int = 4096) -> Path:
+def chain_llama(folder: Path, tokenizer, program: str, context: int = 4096, layers: int = 1,
+                hidden: int = 128) -> Path:
     """A real Llama that writes `program` after any prompt ending in "]" (as "[/INST]" does), then
-    stops: its layers add nothing to the embeddings, so each token alone picks the next, and the
-    output layer is set so that each token of the program picks the one after it (each token may
-    appear once). Head size 64, so vLLM's CPU build serves it too."""
+    stops: its layers (computed in full) add nothing to the embeddings, so each token alone picks the
+    next, and the output layer is set so that each token of the program picks the one after it (each
+    token may appear once). Head size 64, so vLLM's CPU build serves it too."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -44,8 +45,9 @@ def chain_llama(folder: Path, tokenizer, program: str, context: int = 4096) -> P
     if len(set(chain)) != len(chain):
         raise ValueError(f"a token appears twice in {program!r}")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=128, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=context,
+    config = LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=hidden * (1 if hidden <= 128 else 3),
+                         num_hidden_layers=layers, num_attention_heads=hidden // 64,
+                         num_key_value_heads=hidden // 64, max_position_embeddings=context,
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, torch_dtype="float32")
     model = LlamaForCausalLM(config)
     with torch.no_grad():
