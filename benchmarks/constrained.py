@@ -165,7 +165,8 @@ def main() -> None:
     save(("constrained" if gpu else "constrained_cpu") + ("" if default_size else f"_{args.layers}x{args.hidden}"),
          figures)
     print(f"constrained ({figures['device']}, {count} documents, {len(chunks)} chunks with "
-          f"{figures['chunk_grammars']} different grammars; Llamas of {args.layers} layers, hidden size {args.hidden}; "
+          f"{figures['chunk_grammars']} different grammars; Llamas of {args.layers} "
+          f"layer{'s' * (args.layers > 1)}, hidden size {args.hidden}; "
           f"medians of {args.rounds} rounds, their range in brackets):")
     for name, label in (("doc", "doc stage"), ("chunk", "chunk stage, its grammars new"),
                         ("chunk_built", "chunk stage, its grammars built before")):
