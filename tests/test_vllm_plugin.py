@@ -163,3 +163,4 @@ def test_on_prox_s_vllm_engine_clean_programs_come_out_the_same_under_their_gram
     free = [c.text for c in engine.generate(prompts, settings)]
     assert len(chunks) >= 12 and free == [program] * len(chunks)
     assert [c.text for c in engine.generate(constrained, settings)] == free
+    engine.close()

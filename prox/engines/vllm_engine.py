@@ -109,6 +109,11 @@ class VLLMEngine:
                                             scores=scores)
         return completions
 
+    def close(self) -> None:
+        """Stops vLLM's processes now, not when Python exits (where vLLM's log lines of it may find
+        their stream closed); calls made later fail."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def _step_engine(self) -> None:
         """Adds the requests that came, steps the engine, hands finished outputs to their calls; waits
         for requests when there is nothing to step. An engine that fails fails every call, then
