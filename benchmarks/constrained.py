@@ -32,9 +32,7 @@ Goal: the grammar costs under 10%.
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.util
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,6 +40,7 @@ from pathlib import Path
 from statistics import median
 
 from bench_report import machine, save
+from bundled_samples import dclm_texts
 from vllm_server import chain_llama
 
 from prox.engines import BUNDLED_TOKENIZER, GenerationSettings, Prompt, load_tokenizer
@@ -50,7 +49,6 @@ from prox.language.grammar import program_grammar
 from prox.prompts import PromptBuilder, load_prompts
 from prox.prompts.decisions import decision_tokens
 
-ROOT = Path(__file__).parents[1]
 ROUNDS = 9
 SETTLE_S = 0.5
 CONTEXT = 4096
@@ -59,8 +57,7 @@ CHUNK_PROGRAM = 'normalize(source_str="Click here to subscribe")'
 
 
 def documents(count: int) -> list[str]:
-    texts = [json.loads(line)["text"] for line in gzip.open(ROOT / "samples" / "dclm-labeled-281.jsonl.gz", "rt")]
-    texts = [t for t in texts if t.strip()]
+    texts = [t for t in dclm_texts() if t.strip()]
     return [texts[i % len(texts)] for i in range(count)]
 
 

@@ -18,8 +18,6 @@ prompts/s and 425 chunk-stage prompts/s. Writes bench-out/cpu_per_document.json.
 from __future__ import annotations
 
 import contextlib
-import gzip
-import json
 import os
 import random
 import resource
@@ -30,6 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from bench_report import machine, save
+from bundled_samples import dclm_texts, web_texts
 from interpreter import SEED, sample_program
 
 from prox.engines import BUNDLED_TOKENIZER, load_tokenizer
@@ -40,7 +39,6 @@ from prox.pipeline.generate_programs import chunk_prompts_of
 from prox.pipeline.shards import OutputLayout, ShardEnd
 from prox.prompts import PromptBuilder, load_prompts
 
-ROOT = Path(__file__).parents[1]
 DOCUMENTS = 5000
 SHARDS = 4
 BATCH = 256  # documents per generation batch, as `prox refine` defaults
@@ -50,9 +48,7 @@ THREADED = "doc-stage prompts, tokenizer threads on"  # not part of the sum: an 
 
 
 def documents() -> list[dict]:
-    texts = [json.loads(line)["text"] for line in gzip.open(ROOT / "samples" / "dclm-labeled-281.jsonl.gz", "rt")]
-    texts += [json.loads(line)["text"] for line in (ROOT / "samples" / "web-documents.jsonl").open()]
-    texts = [t for t in texts if t.strip()]
+    texts = [t for t in dclm_texts() + web_texts() if t.strip()]
     return [{"id": f"doc-{i}", "text": texts[i % len(texts)]} for i in range(DOCUMENTS)]
 
 

@@ -25,7 +25,6 @@ reference-style loop, >= 90% of bare.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
 import tempfile
@@ -36,13 +35,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from bench_report import save
+from bundled_samples import dclm_texts, web_texts
 from reference_style import reference_chunk_prompts
 from vllm_server import vllm_ready_llama
 
 from prox.engines import BUNDLED_TOKENIZER, load_tokenizer
 from prox.prompts import PromptBuilder, load_prompts
 
-ROOT = Path(__file__).parents[1]
 TOKENIZER = BUNDLED_TOKENIZER  # the published refiners' tokenizer, shipped with prox
 OUTPUT_TOKENS = 16
 SHARDS = 8
@@ -87,8 +86,7 @@ def refiner_shaped_model(folder: Path) -> None:
 def documents(count: int) -> list[dict]:
     """The bundled documents whose chunk prompts all fit the 2048-token context with their output:
     bare `LLM.generate` refuses a whole call for one that does not (prox records that document)."""
-    texts = [json.loads(line)["text"] for line in (ROOT / "samples" / "web-documents.jsonl").open()]
-    texts += [json.loads(line)["text"] for line in gzip.open(ROOT / "samples" / "dclm-labeled-281.jsonl.gz", "rt")]
+    texts = web_texts() + dclm_texts()
     builder = PromptBuilder(load_prompts("web"), load_tokenizer(TOKENIZER))
     fits = 2048 - OUTPUT_TOKENS
     texts = [t for t in texts if t.strip() and all(
