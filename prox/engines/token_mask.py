@@ -12,15 +12,16 @@ with the kernel alone, 3 ms so. Same result as the kernel alone (tests/test_toke
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 FORBIDDEN = float("-inf")
+Rows = Sequence[int] | torch.Tensor | None  # what vLLM passes as indices: a list on a CPU
 
 
-def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, indices: list[int] | None,
+def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, indices: Rows,
                         kernel: Callable[..., None]) -> None:
     """Masks `logits` (rows, vocabulary; float, on the CPU) in place with `bitmask` (rows, words;
     int32), row `i` of one with row `i` of the other, for every row or the rows in `indices`, as
@@ -41,7 +42,7 @@ def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, indices: li
         kernel(logits, bitmask, indices=rows[~few].tolist())
 
 
-def _rows(logits: torch.Tensor, bitmask: torch.Tensor, indices: list[int] | None) -> np.ndarray | None:
+def _rows(logits: torch.Tensor, bitmask: torch.Tensor, indices: Rows) -> np.ndarray | None:
     """The rows to mask, or None where the tensors are not what vLLM passes."""
     if logits.dim() != 2 or bitmask.dim() != 2 or bitmask.dtype != torch.int32 or not logits.is_contiguous():
         return None

@@ -87,8 +87,7 @@ def _masking_by_rows(apply_token_bitmask_inplace):
 
     def apply(logits, bitmask, *, vocab_size=None, indices=None, backend="auto"):
         if logits.is_cpu and bitmask.is_cpu and vocab_size is None and backend == "auto":
-            rows = indices.tolist() if hasattr(indices, "tolist") else indices
-            apply_token_bitmask(logits, bitmask, None if rows is None else list(rows), apply_token_bitmask_inplace)
+            apply_token_bitmask(logits, bitmask, indices, apply_token_bitmask_inplace)
         else:
             apply_token_bitmask_inplace(logits, bitmask, vocab_size=vocab_size, indices=indices, backend=backend)
 
